@@ -1,0 +1,44 @@
+# The two commands: `make serve` and `make test`. Everything else they need is installed here.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(shell python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/uv
+endif
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
+
+.PHONY: serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
+
+deps: uv
+	$(UV) sync --frozen
+
+serve: deps
+	$(UV) run --frozen ccgate serve
+
+redis-deps:
+	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
+
+e2e-deps:
+	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error; else echo "npm not found: the Claude Code e2e tests will be reported as not run"; fi
+
+lint: deps
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: deps
+	$(UV) run --frozen mypy
+
+pytest: deps redis-deps e2e-deps
+	$(UV) run --frozen pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+bench: deps
+	$(UV) run --frozen python -m bench.edge_latency
+
+test-cc-latest: deps
+	cd tests/e2e && rm -rf /tmp/ccgate-cc-latest && mkdir -p /tmp/ccgate-cc-latest && npm install --prefix /tmp/ccgate-cc-latest --no-audit --no-fund @anthropic-ai/claude-code@latest
+	CLAUDE_BIN=/tmp/ccgate-cc-latest/node_modules/.bin/claude $(UV) run --frozen pytest -q tests/e2e

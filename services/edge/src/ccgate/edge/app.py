@@ -1,0 +1,138 @@
+"""The edge's FastAPI app: the factory and thin routes. The work is in `messages.py`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ccgate.edge.auth import Authenticator
+from ccgate.edge.gateway import Gateway, limits_from
+from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
+from ccgate.edge.translate.errors import ApiError
+from ccgate.limiter.api import Limiter
+from ccgate.limiter.memory import MemoryLimiter
+from ccgate.shared.settings import Settings
+
+log = logging.getLogger("ccgate.edge")
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    return MemoryLimiter(limits_from(settings))
+
+
+def create_app(settings: Settings | None = None, limiter: Limiter | None = None) -> FastAPI:
+    settings = settings or Settings()
+    limiter = limiter or make_limiter(settings)
+    gateway = Gateway(settings, limiter)
+    auth = Authenticator(settings.api_keys())
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+        await limiter.close()
+
+    app = FastAPI(title="ccgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.gateway = gateway
+    app.state.limiter = limiter
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(ApiError(400, "invalid_request_error", f"{where}: {first.get('msg', 'invalid')}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        kind = _STATUS_TYPES.get(exc.status_code, "api_error")
+        message = (
+            f"no route {request.method} {request.url.path}; this gateway serves POST /v1/messages"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_response(ApiError(exc.status_code, kind, message))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unexpected error: %s: %s", type(exc).__name__, exc)
+        return error_response(ApiError(500, "api_error", "internal gateway error; see the gateway log"))
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        key_name = auth.identify(request.headers)
+        return await handle_messages(request, gateway, key_name)
+
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request) -> Response:
+        auth.identify(request.headers)
+        return await handle_count_tokens(request)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        auth.identify(request.headers)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        data = []
+        for tier, routes in gateway.router.table().items():
+            for route in routes:
+                model_id = f"{route.provider}/{route.model}"
+                if any(d["id"] == model_id for d in data):
+                    continue
+                data.append(
+                    {"type": "model", "id": model_id, "display_name": f"{model_id} ({tier})", "created_at": created}
+                )
+        return _json(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+
+    @app.api_route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        return _json({"service": "ccgate", "messages": "/v1/messages"})
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        status = await limiter.status()
+        return _json({"status": "ready", "limiter": status.get("backend")})
+
+    @app.get("/ccgate/limiter")
+    async def limiter_status(request: Request) -> Response:
+        auth.identify(request.headers)
+        return _json(await limiter.status())
+
+    return app

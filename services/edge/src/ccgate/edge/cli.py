@@ -1,0 +1,160 @@
+"""`ccgate serve`, `ccgate code`, `ccgate doctor`, `ccgate limiter status`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from typing import Annotated
+
+import httpx
+import orjson
+import typer
+
+from ccgate.edge.providers.table import configure_all
+from ccgate.edge.routing import Router, RoutingError
+from ccgate.edge.server import is_loopback, startup_report
+from ccgate.shared.settings import Settings
+
+app = typer.Typer(help="The edge: the Anthropic-compatible gateway.")
+limiter_app = typer.Typer(help="Inspect the shared limiter.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8082,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Serve a non-loopback address without keys.")
+    ] = False,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    try:
+        settings = Settings()
+        report = startup_report(settings)
+    except (RoutingError, ValueError) as exc:
+        typer.echo(f"ccgate: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not is_loopback(host) and not settings.api_keys() and not insecure_no_auth:
+        typer.echo(
+            f"ccgate: refusing to serve {host} without keys. Set CCGATE_API_KEYS=name:key "
+            "(one or more, comma separated), or pass --insecure-no-auth if something else "
+            "guards this address.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    typer.echo(f"ccgate edge on http://{host}:{port} ({workers} worker(s))", err=True)
+    for line in report:
+        typer.echo(line, err=True)
+    typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
+    uvicorn.run(
+        "ccgate.edge.server:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def claude_binary(settings: Settings) -> str | None:
+    return settings.claude_bin or shutil.which("claude")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def code(ctx: typer.Context) -> None:
+    """Run `claude` pointed at this gateway (arguments are passed on)."""
+    settings = Settings()
+    binary = claude_binary(settings)
+    if binary is None:
+        typer.echo("ccgate: no `claude` on PATH; install it or set CLAUDE_BIN", err=True)
+        raise typer.Exit(2)
+    env = dict(os.environ)
+    env["ANTHROPIC_BASE_URL"] = settings.ccgate_edge_url
+    keys = settings.api_keys()
+    if "ANTHROPIC_API_KEY" not in env and "ANTHROPIC_AUTH_TOKEN" not in env:
+        env["ANTHROPIC_API_KEY"] = next(iter(keys.values()), "ccgate-local")
+    raise typer.Exit(subprocess.call([binary, *ctx.args], env=env))
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration, each routed provider, Redis and the claude binary."""
+    problems = 0
+
+    def say(ok: bool, text: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        typer.echo(f"  [{'ok' if ok else 'FIX'}] {text}")
+
+    try:
+        settings = Settings()
+        Router(settings)
+    except (RoutingError, ValueError) as exc:
+        say(False, f"configuration: {exc}")
+        raise typer.Exit(1) from None
+    say(True, "configuration parses")
+    for line in startup_report(settings):
+        typer.echo(line)
+    providers = configure_all(settings)
+    used = {route.provider for routes in Router(settings).table().values() for route in routes}
+    for pid in sorted(used):
+        provider = providers[pid]
+        missing = provider.missing()
+        if missing:
+            say(False, f"{pid}: {missing}")
+            continue
+        url = provider.base_url + ("/v1/models" if pid == "ollama" else "/models")
+        try:
+            response = httpx.get(url, headers=provider.auth_headers(), timeout=5.0, trust_env=False)
+            say(response.status_code < 400, f"{pid}: {url} answered {response.status_code}")
+        except httpx.HTTPError as exc:
+            say(False, f"{pid}: cannot reach {url} ({type(exc).__name__}); check {provider.spec.url_setting}")
+    if settings.redis_url:
+        try:
+            import redis
+
+            redis.Redis.from_url(settings.redis_url, socket_timeout=3).ping()
+            say(True, "redis answers")
+        except Exception as exc:
+            say(False, f"redis: {type(exc).__name__}; check REDIS_URL")
+    binary = claude_binary(settings)
+    say(binary is not None, f"claude binary: {binary or 'not found (set CLAUDE_BIN or install it)'}")
+    raise typer.Exit(1 if problems else 0)
+
+
+@limiter_app.command("status")
+def limiter_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Live limiter state, from the running edge."""
+    settings = Settings()
+    keys = settings.api_keys()
+    headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
+    try:
+        response = httpx.get(
+            settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter", headers=headers, timeout=5.0, trust_env=False
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        typer.echo(f"ccgate: cannot read the limiter from {settings.ccgate_edge_url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    data = response.json()
+    if as_json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    typer.echo(f"limiter: {data.get('backend')}")
+    for provider, state in data.get("providers", {}).items():
+        typer.echo(
+            f"  {provider}: tokens left {state.get('tokens_left')}, in flight {state.get('in_flight')}"
+            f"/{state.get('max_concurrency')}, queued {sum(state.get('queue_depth', {}).values())}, "
+            f"paused {state.get('paused_for', 0):.1f}s, today {state.get('daily_count')}"
+        )

@@ -1,0 +1,150 @@
+"""`POST /v1/messages`: parse, check, save quota, open upstream, answer as SSE or one JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ccgate.edge import savers
+from ccgate.edge.auth import caller_identity
+from ccgate.edge.gateway import Gateway, Opened
+from ccgate.edge.sse import PING_FRAME, encode_all, error_frame, with_pings
+from ccgate.edge.translate.assemble import MessageAssembler
+from ccgate.edge.translate.errors import ApiError, invalid_request
+from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
+from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
+from ccgate.edge.translate.validate import check_messages_request
+from ccgate.limiter.api import Outcome
+
+log = logging.getLogger("ccgate.edge")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's own request limit
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+T = TypeVar("T")
+
+
+def error_response(error: ApiError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers(),
+    )
+
+
+async def read_json(request: Request) -> tuple[Any, int]:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+    if not raw:
+        raise invalid_request("request body is empty; send a JSON Messages request")
+    try:
+        return orjson.loads(raw), len(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"request body is not valid JSON: {exc}") from None
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it the moment the client goes away."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
+
+
+async def sse_body(opened: Opened, ping_interval: float) -> AsyncIterator[bytes]:
+    outcome: Outcome = "error"
+    try:
+        async for events in with_pings(opened.events(), ping_interval):
+            yield PING_FRAME if events is None else encode_all(events)
+        outcome = "ok"
+    except ApiError as error:
+        # After the first byte the status is sent: the error travels as an SSE event, and the
+        # stream ends without message_stop so Claude Code retries instead of trusting a stub.
+        log.warning("stream from %s failed: %s", opened.route.provider, error)
+        yield error_frame(error)
+    except BaseException:
+        outcome = "cancelled"
+        raise
+    finally:
+        await opened.close(outcome)
+
+
+async def collect(opened: Opened) -> dict[str, Any]:
+    assembler = MessageAssembler()
+    outcome: Outcome = "error"
+    try:
+        async for events in opened.events():
+            assembler.add(events)
+        outcome = "ok"
+        return assembler.message
+    except BaseException as exc:
+        outcome = "error" if isinstance(exc, Exception) else "cancelled"
+        raise
+    finally:
+        await opened.close(outcome)
+
+
+def local_events(req: dict[str, Any], text: str, input_tokens: int) -> list[Any]:
+    """A saver's answer, through the same translator as any backend's."""
+    translator = StreamTranslator(StreamOptions(model=req["model"], input_tokens=input_tokens))
+    chunk = {"choices": [{"delta": {"content": text}, "finish_reason": "stop"}]}
+    return translator.start() + translator.feed(chunk) + translator.finish()
+
+
+async def handle_messages(request: Request, gateway: Gateway, key_name: str | None) -> Response:
+    body, size = await read_json(request)
+    req = check_messages_request(body)
+    stream = bool(req.get("stream"))
+    estimate = estimate_tokens(size)
+
+    saved = savers.local_answer(req, gateway.settings)
+    if saved is not None:
+        name, text = saved
+        log.debug("answered %s locally", name)
+        events = local_events(req, text, estimate)
+        if stream:
+            return Response(encode_all(events), media_type="text/event-stream", headers=SSE_HEADERS)
+        assembler = MessageAssembler()
+        assembler.add(events)
+        return Response(orjson.dumps(assembler.message), media_type="application/json")
+
+    client_host = request.client.host if request.client else None
+    user = caller_identity(req, key_name, client_host)
+    forward: dict[str, str] = {}
+    opened = await until_disconnect(request, gateway.open_message(req, user, estimate, forward))
+    if stream:
+        return StreamingResponse(
+            sse_body(opened, gateway.settings.ping_interval),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    message = await until_disconnect(request, collect(opened))
+    return Response(orjson.dumps(message), media_type="application/json")
+
+
+async def handle_count_tokens(request: Request) -> Response:
+    body, _ = await read_json(request)
+    req = check_messages_request(body, need_max_tokens=False)
+    tokens = await asyncio.to_thread(count_tokens, req)
+    return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")

@@ -1,0 +1,127 @@
+"""What both adapters share: sending the request, mapping failures before the first byte, and
+reading the body with its errors turned into Anthropic ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from ccgate.edge.providers.table import Provider
+from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
+from ccgate.edge.translate.stream import Event
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    idle: float
+    write: float
+
+
+class UpstreamFailure(Exception):
+    """The upstream failed before its first byte; `retryable` says a fallback may be tried."""
+
+    def __init__(self, error: ApiError, retryable: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retryable = retryable
+
+
+@dataclass
+class CallInfo:
+    """What an upstream call learned, for usage records and traces."""
+
+    response_model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stop_reason: str | None = None
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    first_token_at: float | None = None
+
+
+class UpstreamCall(Protocol):
+    info: CallInfo
+
+    def events(self) -> AsyncIterator[list[Event]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_client(provider: Provider, timeouts: Timeouts, max_connections: int = 512) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        http2=provider.spec.http2,
+        timeout=httpx.Timeout(
+            connect=timeouts.connect, read=timeouts.idle, write=timeouts.write, pool=timeouts.connect
+        ),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        trust_env=False,  # a proxy from the environment must not silently reroute provider traffic
+    )
+
+
+async def send(
+    client: httpx.AsyncClient,
+    provider: Provider,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeouts: Timeouts,
+) -> httpx.Response:
+    """POST and wait for a 200 with the first-byte timeout; anything else is an UpstreamFailure."""
+    request = client.build_request(
+        "POST",
+        provider.url,
+        content=orjson.dumps(body),
+        headers={"content-type": "application/json", **provider.auth_headers(), **headers},
+    )
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await client.send(request, stream=True)
+    except TimeoutError as exc:
+        raise UpstreamFailure(
+            overloaded(f"upstream {provider.id} sent nothing within {timeouts.first_byte:g}s"), True
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise UpstreamFailure(overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True) from exc
+    except httpx.TransportError as exc:
+        raise UpstreamFailure(
+            overloaded(
+                f"cannot reach upstream {provider.id} at {provider.url} ({type(exc).__name__}); "
+                f"check {provider.spec.url_setting} and that the server is running"
+            ),
+            True,
+        ) from exc
+    if response.status_code != 200:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await response.aclose()
+        error = from_upstream(
+            response.status_code,
+            raw,
+            response.headers.get("retry-after"),
+            provider.id,
+            provider.spec.key_setting,
+        )
+        retryable = response.status_code in (408, 429) or response.status_code >= 500
+        raise UpstreamFailure(error, retryable)
+    return response
+
+
+async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[bytes]:
+    """The response body; transport failures mid-stream become Anthropic errors."""
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.TimeoutException as exc:
+        raise overloaded(f"upstream {provider} went silent mid-stream (idle timeout)") from exc
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            500, "api_error", f"upstream {provider} dropped the connection mid-stream ({type(exc).__name__})"
+        ) from exc

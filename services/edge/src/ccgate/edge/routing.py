@@ -1,0 +1,94 @@
+"""Model id → fallback chain of (provider, upstream model).
+
+Claude model ids map by family (`*opus*` → MODEL_OPUS, `*sonnet*` → MODEL_SONNET, `*haiku*` →
+MODEL_HAIKU, anything else → MODEL); a request may also name `provider/model` directly. A
+comma list in a setting is a fallback chain, tried in order before the first byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ccgate.edge.providers.table import ALIASES, PROVIDERS
+from ccgate.shared.settings import Settings
+
+Tier = Literal["opus", "sonnet", "haiku", "default"]
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    tier: Tier
+    routes: tuple[Route, ...]
+    thinking_allowed: bool
+
+
+class RoutingError(ValueError):
+    pass
+
+
+def parse_route(entry: str) -> Route:
+    provider, sep, model = entry.strip().partition("/")
+    provider = ALIASES.get(provider.lower(), provider.lower())
+    if not sep or not model:
+        raise RoutingError(f"{entry!r} is not provider/model (e.g. nvidia_nim/qwen/qwen3-coder)")
+    if provider not in PROVIDERS:
+        known = ", ".join(PROVIDERS)
+        raise RoutingError(f"unknown provider {provider!r} in {entry!r}; known: {known}")
+    return Route(provider, model)
+
+
+def parse_chain(value: str) -> tuple[Route, ...]:
+    return tuple(parse_route(part) for part in value.split(",") if part.strip())
+
+
+def tier_of(model: str) -> Tier:
+    lowered = model.lower()
+    for tier in ("opus", "sonnet", "haiku"):
+        if tier in lowered:
+            return tier  # type: ignore[return-value]
+    return "default"
+
+
+def tier_setting(settings: Settings, tier: Tier) -> tuple[str, str]:
+    """(setting name, value) that routes a tier; an unset tier falls back to MODEL."""
+    value = {"opus": settings.model_opus, "sonnet": settings.model_sonnet, "haiku": settings.model_haiku}.get(tier)
+    if value:
+        return f"MODEL_{tier.upper()}", value
+    return "MODEL", settings.model
+
+
+def thinking_allowed(settings: Settings, tier: Tier) -> bool:
+    return {
+        "opus": settings.enable_opus_thinking,
+        "sonnet": settings.enable_sonnet_thinking,
+        "haiku": settings.enable_haiku_thinking,
+    }.get(tier, True)
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._tiers: dict[Tier, tuple[Route, ...]] = {}
+        for tier in ("opus", "sonnet", "haiku", "default"):
+            name, value = tier_setting(settings, tier)  # type: ignore[arg-type]
+            try:
+                self._tiers[tier] = parse_chain(value)  # type: ignore[index]
+            except RoutingError as exc:
+                raise RoutingError(f"{name}: {exc}") from exc
+
+    def resolve(self, model: str) -> Resolved:
+        provider, sep, rest = model.partition("/")
+        if sep and ALIASES.get(provider.lower(), provider.lower()) in PROVIDERS:
+            return Resolved("default", parse_chain(model), thinking_allowed(self._settings, "default"))
+        tier = tier_of(model)
+        return Resolved(tier, self._tiers[tier], thinking_allowed(self._settings, tier))
+
+    def table(self) -> dict[Tier, tuple[Route, ...]]:
+        return dict(self._tiers)

@@ -1,0 +1,51 @@
+"""Running the edge: the uvicorn app factory and the start-up report."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastapi import FastAPI
+
+from ccgate.edge.app import create_app
+from ccgate.edge.providers.table import configure_all
+from ccgate.edge.routing import Router, tier_setting
+from ccgate.shared.logging import setup_logging
+from ccgate.shared.settings import Settings
+
+
+def app_factory() -> FastAPI:
+    """What each uvicorn worker calls: settings come from the environment and `.env`."""
+    settings = Settings()
+    setup_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def startup_report(settings: Settings) -> list[str]:
+    """Which tier routes where, and what is still missing — said plainly at start."""
+    router = Router(settings)
+    providers = configure_all(settings)
+    lines = []
+    for tier, routes in router.table().items():
+        name, _ = tier_setting(settings, tier)
+        label = "other models" if tier == "default" else f"{tier:<6}"
+        hops = []
+        for route in routes:
+            provider = providers[route.provider]
+            problem = provider.missing()
+            where = f"{route.provider}/{route.model} @ {provider.url}"
+            hops.append(f"{where}  [MISSING: {problem}]" if problem else where)
+        lines.append(f"  {label} ({name}) -> " + "  then  ".join(hops))
+    limiter = "redis" if settings.redis_url else "in-memory (one process; set REDIS_URL to share)"
+    lines.append(f"  limiter: {limiter}")
+    auth = f"{len(settings.api_keys())} team key(s)" if settings.api_keys() else "off (no CCGATE_API_KEYS)"
+    lines.append(f"  auth: {auth}")
+    return lines

@@ -1,0 +1,53 @@
+"""The limiter's interface: one protocol, two implementations (in memory and Redis).
+
+The edge wraps every upstream request in `admit` → stream → `release`. A request that cannot
+go now waits in a fair queue (per-user FIFO, users served round-robin) until `deadline`; past
+it, the answer is `Denied` with a `retry_after` computed from the real queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Outcome = Literal["ok", "error", "rate_limited", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    rate_limit: int  # requests per window; 0 = no rate limit
+    rate_window: float  # seconds
+    max_concurrency: int  # in-flight cap; 0 = no cap
+    daily_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    id: str
+    provider: str
+    user: str
+    waited: float = 0.0  # seconds spent queued
+    queue_position: int = 0  # requests ahead when it was queued (0: admitted at once)
+
+
+@dataclass(frozen=True)
+class Denied:
+    retry_after: float
+    reason: Literal["rate", "concurrency", "paused", "daily", "timeout"]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Limiter(Protocol):
+    async def admit(self, provider: str, user: str, deadline: float) -> Lease | Denied:
+        """Wait for a slot until `deadline` (a `time.monotonic()` value)."""
+        ...
+
+    async def release(self, lease: Lease, outcome: Outcome) -> None: ...
+
+    async def report_429(self, provider: str, retry_after: float | None) -> None:
+        """The provider said 429: every replica pauses it until `retry_after` has passed."""
+        ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...

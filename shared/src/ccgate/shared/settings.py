@@ -1,0 +1,161 @@
+"""Settings from the environment and `.env`, under the names free-claude-code users already have.
+
+Provider settings follow one pattern, `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`,
+`<PROVIDER>_RATE_LIMIT`, ...; they are read through `provider()` rather than spelled out as
+forty fields, so adding a provider is one line in the provider table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROVIDER_IDS: tuple[str, ...] = (
+    "nvidia_nim",
+    "openrouter",
+    "deepseek",
+    "lmstudio",
+    "llamacpp",
+    "ollama",
+    "openai_compat",
+)
+
+# free-claude-code spellings that differ from ours.
+_PROVIDER_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "lmstudio": ("LMSTUDIO", "LM_STUDIO"),
+}
+
+DEFAULT_MODEL = "ollama/qwen2.5-coder:7b"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What the operator set for one provider; unset numbers fall back to the PROVIDER_* defaults."""
+
+    id: str
+    api_key: SecretStr | None
+    base_url: str | None
+    api_format: Literal["openai", "anthropic"] | None
+    rate_limit: int
+    rate_window: float
+    max_concurrency: int
+    daily_limit: int | None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Routing: `provider/model`, a comma list is a fallback chain.
+    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("MODEL"))
+    model_opus: str | None = None
+    model_sonnet: str | None = None
+    model_haiku: str | None = None
+
+    enable_opus_thinking: bool = True
+    enable_sonnet_thinking: bool = True
+    enable_haiku_thinking: bool = True
+
+    # Default quota for every provider (per-provider overrides via <PROVIDER>_RATE_LIMIT ...).
+    provider_rate_limit: int = 40
+    provider_rate_window: float = 60.0
+    provider_max_concurrency: int = 5
+    limiter_queue_timeout: float = 60.0
+
+    # Upstream timeouts, seconds (free-claude-code names).
+    http_connect_timeout: float = 10.0
+    http_read_timeout: float = 120.0
+    http_write_timeout: float = 10.0
+    http_first_byte_timeout: float = 120.0
+    ping_interval: float = 10.0
+
+    # Quota savers: answered locally, never spending a provider request.
+    enable_network_probe_mock: bool = True
+    enable_title_generation_skip: bool = True
+    fast_prefix_detection: bool = True
+
+    redis_url: str | None = None
+    ccgate_api_keys: SecretStr | None = None
+    ccgate_trace_content: bool = False
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Bot
+    messaging_platform: str = "none"
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    allowed_telegram_user_id: str | None = None
+    discord_bot_token: SecretStr | None = None
+    allowed_discord_user_id: str | None = None
+    claude_workspace: str = "./workspaces"
+    ccgate_edge_url: str = "http://127.0.0.1:8082"
+    claude_bin: str | None = None
+
+    @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @cached_property
+    def _raw(self) -> dict[str, str]:
+        """Environment over `.env`, upper-cased, for the pattern-named provider settings."""
+        merged: dict[str, str] = {}
+        env_file = self.model_config.get("env_file")
+        if isinstance(env_file, str) and Path(env_file).is_file():
+            merged.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v})
+        merged.update({k.upper(): v for k, v in os.environ.items()})
+        return merged
+
+    def _lookup(self, provider: str, suffix: str) -> str | None:
+        for prefix in _PROVIDER_ENV_ALIASES.get(provider, (provider.upper(),)):
+            value = self._raw.get(f"{prefix}_{suffix}")
+            if value is not None and value.strip():
+                return value.strip().strip('"').strip("'")
+        return None
+
+    def provider(self, provider: str) -> ProviderSettings:
+        def number(suffix: str, default: float) -> float:
+            raw = self._lookup(provider, suffix)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError as exc:
+                raise ValueError(f"{provider.upper()}_{suffix} must be a number, got {raw!r}") from exc
+
+        key = self._lookup(provider, "API_KEY")
+        fmt = self._lookup(provider, "API_FORMAT")
+        if fmt is not None and fmt not in ("openai", "anthropic"):
+            raise ValueError(f"{provider.upper()}_API_FORMAT must be 'openai' or 'anthropic', got {fmt!r}")
+        daily = self._lookup(provider, "DAILY_LIMIT")
+        return ProviderSettings(
+            id=provider,
+            api_key=SecretStr(key) if key else None,
+            base_url=self._lookup(provider, "BASE_URL"),
+            api_format=fmt,  # type: ignore[arg-type]
+            rate_limit=int(number("RATE_LIMIT", self.provider_rate_limit)),
+            rate_window=number("RATE_WINDOW", self.provider_rate_window),
+            max_concurrency=int(number("MAX_CONCURRENCY", self.provider_max_concurrency)),
+            daily_limit=int(daily) if daily else None,
+        )
+
+    def api_keys(self) -> dict[str, str]:
+        """`CCGATE_API_KEYS` as name → key. Entries without a name get `key1`, `key2`, ..."""
+        if self.ccgate_api_keys is None:
+            return {}
+        keys: dict[str, str] = {}
+        for i, entry in enumerate(self.ccgate_api_keys.get_secret_value().split(","), start=1):
+            entry = entry.strip()
+            if not entry:
+                continue
+            name, sep, key = entry.partition(":")
+            keys[name.strip() if sep else f"key{i}"] = key.strip() if sep else name
+        return keys
