@@ -7,15 +7,27 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
 from ccgate.edge.app import create_app
 from ccgate.shared.settings import Settings
+
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer
 
 _PROVIDER_ENV_PREFIXES = (
-    "NVIDIA_NIM_", "OPENROUTER_", "DEEPSEEK_", "LMSTUDIO_", "LM_STUDIO_", "LLAMACPP_", "OLLAMA_",
-    "OPENAI_COMPAT_", "PROVIDER_", "MODEL", "ENABLE_", "CCGATE_", "REDIS_URL", "LIMITER_",
+    "NVIDIA_NIM_",
+    "OPENROUTER_",
+    "DEEPSEEK_",
+    "LMSTUDIO_",
+    "LM_STUDIO_",
+    "LLAMACPP_",
+    "OLLAMA_",
+    "OPENAI_COMPAT_",
+    "PROVIDER_",
+    "MODEL",
+    "ENABLE_",
+    "CCGATE_",
+    "REDIS_URL",
+    "LIMITER_",
 )
 
 

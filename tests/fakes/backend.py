@@ -69,55 +69,118 @@ def openai_chunks(turn: Turn, model: str) -> list[dict[str, Any]]:
         out += [chunk({"reasoning_content": p}) for p in _pieces(turn.reasoning, turn.chunk_size)]
     if turn.text_tool_calls:
         content += "".join(
-            f'<tool_call>\n{json.dumps({"name": n, "arguments": a})}\n</tool_call>' for n, a in turn.tool_calls
+            f"<tool_call>\n{json.dumps({'name': n, 'arguments': a})}\n</tool_call>"
+            for n, a in turn.tool_calls
         )
     out += [chunk({"content": p}) for p in _pieces(content, turn.chunk_size)]
     if not turn.text_tool_calls:
         for i, (name, args) in enumerate(turn.tool_calls):
-            out.append(chunk({"tool_calls": [{"index": i, "id": f"call_{i}_fake", "type": "function",
-                                                "function": {"name": name, "arguments": ""}}]}))
+            out.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": f"call_{i}_fake",
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
             for piece in _pieces(json.dumps(args), 9):
                 out.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
-    finish = turn.finish or ("tool_calls" if turn.tool_calls and not turn.text_tool_calls else "stop")
+    finish = turn.finish or (
+        "tool_calls" if turn.tool_calls and not turn.text_tool_calls else "stop"
+    )
     out.append(chunk({}, finish))
     if turn.usage:
-        out.append({**base, "choices": [], "usage": {"prompt_tokens": turn.usage[0],
-                                                     "completion_tokens": turn.usage[1],
-                                                     "total_tokens": sum(turn.usage)}})
+        out.append(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": turn.usage[0],
+                    "completion_tokens": turn.usage[1],
+                    "total_tokens": sum(turn.usage),
+                },
+            }
+        )
     return out
 
 
 def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]:
     usage_in, usage_out = turn.usage or (0, 0)
     out: list[tuple[str, dict[str, Any]]] = [
-        ("message_start", {"type": "message_start", "message": {
-            "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": usage_in, "output_tokens": 1}}}),
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": usage_in, "output_tokens": 1},
+                },
+            },
+        ),
     ]
     index = 0
 
     def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
         nonlocal index
-        out.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        out.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+        )
         for d in deltas:
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}))
+            out.append(
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            )
         out.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         index += 1
 
     if turn.reasoning:
-        block({"type": "thinking", "thinking": "", "signature": ""},
-              [{"type": "thinking_delta", "thinking": p} for p in _pieces(turn.reasoning, turn.chunk_size)]
-              + [{"type": "signature_delta", "signature": "sig-fake"}])
+        block(
+            {"type": "thinking", "thinking": "", "signature": ""},
+            [
+                {"type": "thinking_delta", "thinking": p}
+                for p in _pieces(turn.reasoning, turn.chunk_size)
+            ]
+            + [{"type": "signature_delta", "signature": "sig-fake"}],
+        )
     if turn.text:
-        block({"type": "text", "text": ""},
-              [{"type": "text_delta", "text": p} for p in _pieces(turn.text, turn.chunk_size)])
+        block(
+            {"type": "text", "text": ""},
+            [{"type": "text_delta", "text": p} for p in _pieces(turn.text, turn.chunk_size)],
+        )
     for i, (name, args) in enumerate(turn.tool_calls):
-        block({"type": "tool_use", "id": f"toolu_fake_{i}", "name": name, "input": {}},
-              [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(args), 9)])
-    stop = "tool_use" if turn.tool_calls else {"length": "max_tokens"}.get(turn.finish or "", "end_turn")
-    out.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                  "usage": {"output_tokens": usage_out}}))
+        block(
+            {"type": "tool_use", "id": f"toolu_fake_{i}", "name": name, "input": {}},
+            [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(args), 9)],
+        )
+    stop = (
+        "tool_use"
+        if turn.tool_calls
+        else {"length": "max_tokens"}.get(turn.finish or "", "end_turn")
+    )
+    out.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": usage_out},
+            },
+        )
+    )
     out.append(("message_stop", {"type": "message_stop"}))
     return out
 
@@ -125,13 +188,27 @@ def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]
 def openai_message(turn: Turn, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": turn.text}
     if turn.tool_calls:
-        message["tool_calls"] = [{"id": f"call_{i}_fake", "type": "function",
-                                  "function": {"name": n, "arguments": json.dumps(a)}}
-                                 for i, (n, a) in enumerate(turn.tool_calls)]
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if turn.tool_calls else "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        message["tool_calls"] = [
+            {
+                "id": f"call_{i}_fake",
+                "type": "function",
+                "function": {"name": n, "arguments": json.dumps(a)},
+            }
+            for i, (n, a) in enumerate(turn.tool_calls)
+        ]
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if turn.tool_calls else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
 
 
 class FakeBackend:
@@ -143,13 +220,15 @@ class FakeBackend:
         self.in_flight = 0
         self.max_in_flight = 0
         self.open_streams = 0
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._openai, methods=["POST"]),
-            Route("/chat/completions", self._openai, methods=["POST"]),
-            Route("/v1/messages", self._anthropic, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/models", self._models, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/models", self._models, methods=["GET"]),
+            ]
+        )
         self._server: ThreadedServer | None = None
 
     # -- scripting ----------------------------------------------------------------------
@@ -188,8 +267,11 @@ class FakeBackend:
         if turn.stall:
             await asyncio.sleep(turn.stall)
         if turn.status != 200:
-            return JSONResponse(turn.error_body or {"error": {"message": f"scripted {turn.status}"}},
-                                status_code=turn.status, headers=turn.headers)
+            return JSONResponse(
+                turn.error_body or {"error": {"message": f"scripted {turn.status}"}},
+                status_code=turn.status,
+                headers=turn.headers,
+            )
         return None
 
     async def _stream(self, turn: Turn, frames: list[bytes]) -> AsyncIterator[bytes]:
@@ -227,8 +309,9 @@ class FakeBackend:
             frames.append(b"data: [DONE]\n\n")
         if turn.stream_error is not None:
             turn.stream_error_frame = f"data: {json.dumps(turn.stream_error)}\n\n".encode()  # type: ignore[attr-defined]
-        return StreamingResponse(self._stream(turn, frames), media_type="text/event-stream",
-                                 headers=turn.headers)
+        return StreamingResponse(
+            self._stream(turn, frames), media_type="text/event-stream", headers=turn.headers
+        )
 
     async def _anthropic(self, request: Request) -> Response:
         turn, body = await self._record(request)
@@ -241,5 +324,6 @@ class FakeBackend:
             turn.stream_error_frame = (  # type: ignore[attr-defined]
                 f"event: error\ndata: {json.dumps({'type': 'error', 'error': turn.stream_error})}\n\n".encode()
             )
-        return StreamingResponse(self._stream(turn, frames), media_type="text/event-stream",
-                                 headers=turn.headers)
+        return StreamingResponse(
+            self._stream(turn, frames), media_type="text/event-stream", headers=turn.headers
+        )

@@ -1,5 +1,6 @@
 """The `ccgate` command: wires the services' sub-commands together."""
 
+
 def main() -> None:
     from ccgate.cli.main import app
 

@@ -129,12 +129,16 @@ class Settings(BaseSettings):
             try:
                 return float(raw)
             except ValueError as exc:
-                raise ValueError(f"{provider.upper()}_{suffix} must be a number, got {raw!r}") from exc
+                raise ValueError(
+                    f"{provider.upper()}_{suffix} must be a number, got {raw!r}"
+                ) from exc
 
         key = self._lookup(provider, "API_KEY")
         fmt = self._lookup(provider, "API_FORMAT")
         if fmt is not None and fmt not in ("openai", "anthropic"):
-            raise ValueError(f"{provider.upper()}_API_FORMAT must be 'openai' or 'anthropic', got {fmt!r}")
+            raise ValueError(
+                f"{provider.upper()}_API_FORMAT must be 'openai' or 'anthropic', got {fmt!r}"
+            )
         daily = self._lookup(provider, "DAILY_LIMIT")
         return ProviderSettings(
             id=provider,

@@ -9,11 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
@@ -21,6 +16,10 @@ from ccgate.edge.translate.errors import ApiError
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.shared.settings import Settings
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 log = logging.getLogger("ccgate.edge")
 
@@ -68,7 +67,9 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(ApiError(400, "invalid_request_error", f"{where}: {first.get('msg', 'invalid')}"))
+        return error_response(
+            ApiError(400, "invalid_request_error", f"{where}: {first.get('msg', 'invalid')}")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -83,7 +84,9 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.error("unexpected error: %s: %s", type(exc).__name__, exc)
-        return error_response(ApiError(500, "api_error", "internal gateway error; see the gateway log"))
+        return error_response(
+            ApiError(500, "api_error", "internal gateway error; see the gateway log")
+        )
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
@@ -99,14 +102,19 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def models(request: Request) -> Response:
         auth.identify(request.headers)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-        data = []
+        data: list[dict[str, Any]] = []
         for tier, routes in gateway.router.table().items():
             for route in routes:
                 model_id = f"{route.provider}/{route.model}"
                 if any(d["id"] == model_id for d in data):
                     continue
                 data.append(
-                    {"type": "model", "id": model_id, "display_name": f"{model_id} ({tier})", "created_at": created}
+                    {
+                        "type": "model",
+                        "id": model_id,
+                        "display_name": f"{model_id} ({tier})",
+                        "created_at": created,
+                    }
                 )
         return _json(
             {

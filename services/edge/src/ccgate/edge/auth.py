@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-
 from ccgate.edge.translate.errors import ApiError
 
 

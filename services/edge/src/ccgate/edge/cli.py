@@ -11,7 +11,6 @@ from typing import Annotated
 import httpx
 import orjson
 import typer
-
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.server import is_loopback, startup_report
@@ -117,7 +116,10 @@ def doctor() -> None:
             response = httpx.get(url, headers=provider.auth_headers(), timeout=5.0, trust_env=False)
             say(response.status_code < 400, f"{pid}: {url} answered {response.status_code}")
         except httpx.HTTPError as exc:
-            say(False, f"{pid}: cannot reach {url} ({type(exc).__name__}); check {provider.spec.url_setting}")
+            say(
+                False,
+                f"{pid}: cannot reach {url} ({type(exc).__name__}); check {provider.spec.url_setting}",
+            )
     if settings.redis_url:
         try:
             import redis
@@ -127,7 +129,9 @@ def doctor() -> None:
         except Exception as exc:
             say(False, f"redis: {type(exc).__name__}; check REDIS_URL")
     binary = claude_binary(settings)
-    say(binary is not None, f"claude binary: {binary or 'not found (set CLAUDE_BIN or install it)'}")
+    say(
+        binary is not None, f"claude binary: {binary or 'not found (set CLAUDE_BIN or install it)'}"
+    )
     raise typer.Exit(1 if problems else 0)
 
 
@@ -141,11 +145,16 @@ def limiter_status(
     headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
     try:
         response = httpx.get(
-            settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter", headers=headers, timeout=5.0, trust_env=False
+            settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter",
+            headers=headers,
+            timeout=5.0,
+            trust_env=False,
         )
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        typer.echo(f"ccgate: cannot read the limiter from {settings.ccgate_edge_url}: {exc}", err=True)
+        typer.echo(
+            f"ccgate: cannot read the limiter from {settings.ccgate_edge_url}: {exc}", err=True
+        )
         raise typer.Exit(1) from None
     data = response.json()
     if as_json:

@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
 from ccgate.edge.providers import anthropic_native, openai_compat
-from ccgate.edge.providers.base import CallInfo, Timeouts, UpstreamCall, UpstreamFailure, make_client
+from ccgate.edge.providers.base import (
+    CallInfo,
+    Timeouts,
+    UpstreamCall,
+    UpstreamFailure,
+    make_client,
+)
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Resolved, Route, Router
 from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
@@ -164,7 +169,9 @@ class Gateway:
             return await anthropic_native.open_call(
                 client, provider, req, route.model, self.timeouts, headers
             )
-        target = Target(route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed)
+        target = Target(
+            route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed
+        )
         warnings: list[str] = []
         try:
             return await openai_compat.open_call(

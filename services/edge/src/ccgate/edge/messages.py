@@ -8,9 +8,6 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-
 from ccgate.edge import savers
 from ccgate.edge.auth import caller_identity
 from ccgate.edge.gateway import Gateway, Opened
@@ -21,6 +18,8 @@ from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.edge.translate.validate import check_messages_request
 from ccgate.limiter.api import Outcome
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 log = logging.getLogger("ccgate.edge")
 

@@ -50,15 +50,20 @@ def parse_chain(value: str) -> tuple[Route, ...]:
 
 def tier_of(model: str) -> Tier:
     lowered = model.lower()
-    for tier in ("opus", "sonnet", "haiku"):
+    tiers: tuple[Tier, ...] = ("opus", "sonnet", "haiku")
+    for tier in tiers:
         if tier in lowered:
-            return tier  # type: ignore[return-value]
+            return tier
     return "default"
 
 
 def tier_setting(settings: Settings, tier: Tier) -> tuple[str, str]:
     """(setting name, value) that routes a tier; an unset tier falls back to MODEL."""
-    value = {"opus": settings.model_opus, "sonnet": settings.model_sonnet, "haiku": settings.model_haiku}.get(tier)
+    value = {
+        "opus": settings.model_opus,
+        "sonnet": settings.model_sonnet,
+        "haiku": settings.model_haiku,
+    }.get(tier)
     if value:
         return f"MODEL_{tier.upper()}", value
     return "MODEL", settings.model
@@ -76,17 +81,20 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._tiers: dict[Tier, tuple[Route, ...]] = {}
-        for tier in ("opus", "sonnet", "haiku", "default"):
-            name, value = tier_setting(settings, tier)  # type: ignore[arg-type]
+        tiers: tuple[Tier, ...] = ("opus", "sonnet", "haiku", "default")
+        for tier in tiers:
+            name, value = tier_setting(settings, tier)
             try:
-                self._tiers[tier] = parse_chain(value)  # type: ignore[index]
+                self._tiers[tier] = parse_chain(value)
             except RoutingError as exc:
                 raise RoutingError(f"{name}: {exc}") from exc
 
     def resolve(self, model: str) -> Resolved:
-        provider, sep, rest = model.partition("/")
+        provider, sep, _ = model.partition("/")
         if sep and ALIASES.get(provider.lower(), provider.lower()) in PROVIDERS:
-            return Resolved("default", parse_chain(model), thinking_allowed(self._settings, "default"))
+            return Resolved(
+                "default", parse_chain(model), thinking_allowed(self._settings, "default")
+            )
         tier = tier_of(model)
         return Resolved(tier, self._tiers[tier], thinking_allowed(self._settings, tier))
 

@@ -13,15 +13,33 @@ import shlex
 from typing import Any
 
 import orjson
-
 from ccgate.edge.translate.request import system_text
 from ccgate.shared.settings import Settings
 
 _TITLE_HINT = re.compile(r"\btitle \(\d+-\d+ words\)|\b\d+-\d+ word title\b", re.IGNORECASE)
 _SESSION = re.compile(r"<session>\s*(.*?)\s*</session>", re.DOTALL)
 _COMMAND = re.compile(r"^Command:\s*(.+?)\s*$", re.MULTILINE)
-_MULTI_WORD = {"git", "npm", "npx", "yarn", "pnpm", "docker", "kubectl", "cargo", "go", "pip",
-               "uv", "poetry", "make", "gh", "helm", "bun", "deno", "python", "python3"}
+_MULTI_WORD = {
+    "git",
+    "npm",
+    "npx",
+    "yarn",
+    "pnpm",
+    "docker",
+    "kubectl",
+    "cargo",
+    "go",
+    "pip",
+    "uv",
+    "poetry",
+    "make",
+    "gh",
+    "helm",
+    "bun",
+    "deno",
+    "python",
+    "python3",
+}
 _INJECTION = re.compile(r"[;&|`$<>()\n]")
 
 
@@ -32,7 +50,9 @@ def _user_text(req: dict[str, Any]) -> str:
     content = messages[0].get("content")
     if isinstance(content, str):
         return content
-    return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return "\n".join(
+        b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+    )
 
 
 def _is_title_request(req: dict[str, Any]) -> bool:
@@ -68,7 +88,11 @@ def command_prefix(command: str) -> str:
 def local_answer(req: dict[str, Any], settings: Settings) -> tuple[str, str] | None:
     """(saver name, answer text) when this request can be answered without a model."""
     text = _user_text(req)
-    if settings.enable_network_probe_mock and req.get("max_tokens") == 1 and "quota" in text.lower():
+    if (
+        settings.enable_network_probe_mock
+        and req.get("max_tokens") == 1
+        and "quota" in text.lower()
+    ):
         return "quota_probe", "Quota check passed."
     if settings.enable_title_generation_skip and text and _is_title_request(req):
         return "title", orjson.dumps({"title": title_for(text)}).decode()

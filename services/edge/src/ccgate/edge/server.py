@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastapi import FastAPI
-
 from ccgate.edge.app import create_app
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
 from ccgate.shared.logging import setup_logging
 from ccgate.shared.settings import Settings
+from fastapi import FastAPI
 
 
 def app_factory() -> FastAPI:
@@ -46,6 +45,10 @@ def startup_report(settings: Settings) -> list[str]:
         lines.append(f"  {label} ({name}) -> " + "  then  ".join(hops))
     limiter = "redis" if settings.redis_url else "in-memory (one process; set REDIS_URL to share)"
     lines.append(f"  limiter: {limiter}")
-    auth = f"{len(settings.api_keys())} team key(s)" if settings.api_keys() else "off (no CCGATE_API_KEYS)"
+    auth = (
+        f"{len(settings.api_keys())} team key(s)"
+        if settings.api_keys()
+        else "off (no CCGATE_API_KEYS)"
+    )
     lines.append(f"  auth: {auth}")
     return lines

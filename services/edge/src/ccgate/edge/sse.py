@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
-
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.stream import PING, Event
 

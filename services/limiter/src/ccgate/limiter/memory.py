@@ -98,7 +98,15 @@ class MemoryLimiter:
                 return "rate", state.grants[0] + limits.rate_window - now
         return None
 
-    def _grant(self, state: _ProviderState, provider: str, user: str, now: float, waited: float, position: int) -> Lease:
+    def _grant(
+        self,
+        state: _ProviderState,
+        provider: str,
+        user: str,
+        now: float,
+        waited: float,
+        position: int,
+    ) -> Lease:
         lease = Lease(secrets.token_hex(8), provider, user, waited, position)
         state.in_flight[lease.id] = lease
         if state.limits.rate_limit:
@@ -220,7 +228,9 @@ class MemoryLimiter:
             out["providers"][provider] = {
                 "rate_limit": limits.rate_limit,
                 "rate_window": limits.rate_window,
-                "tokens_left": (limits.rate_limit - len(state.grants)) if limits.rate_limit else None,
+                "tokens_left": (limits.rate_limit - len(state.grants))
+                if limits.rate_limit
+                else None,
                 "max_concurrency": limits.max_concurrency,
                 "in_flight": len(state.in_flight),
                 "in_flight_by_user": by_user,

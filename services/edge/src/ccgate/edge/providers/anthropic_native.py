@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import orjson
-
 from ccgate.edge.providers.base import CallInfo, Timeouts, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
@@ -28,7 +27,7 @@ _ERROR_STATUS = {
 
 
 def stream_error(payload: dict[str, Any], provider: str) -> ApiError:
-    error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+    error: dict[str, Any] = payload["error"] if isinstance(payload.get("error"), dict) else {}
     kind = str(error.get("type", "api_error"))
     message = f"upstream {provider}: {error.get('message', 'error')}"
     if kind not in _ERROR_STATUS:  # its auth errors are about *our* key, not the client's
@@ -55,7 +54,9 @@ class AnthropicCall:
         stopped = stopped or any(name == "message_stop" for name, _ in events)
         if not stopped:
             raise ApiError(
-                500, "api_error", f"upstream {self._provider} ended the stream before the model finished"
+                500,
+                "api_error",
+                f"upstream {self._provider} ended the stream before the model finished",
             )
         if events:
             yield events

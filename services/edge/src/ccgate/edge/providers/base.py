@@ -10,7 +10,6 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
 from ccgate.edge.translate.stream import Event
@@ -53,11 +52,16 @@ class UpstreamCall(Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_client(provider: Provider, timeouts: Timeouts, max_connections: int = 512) -> httpx.AsyncClient:
+def make_client(
+    provider: Provider, timeouts: Timeouts, max_connections: int = 512
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         http2=provider.spec.http2,
         timeout=httpx.Timeout(
-            connect=timeouts.connect, read=timeouts.idle, write=timeouts.write, pool=timeouts.connect
+            connect=timeouts.connect,
+            read=timeouts.idle,
+            write=timeouts.write,
+            pool=timeouts.connect,
         ),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
         trust_env=False,  # a proxy from the environment must not silently reroute provider traffic
@@ -86,7 +90,9 @@ async def send(
             overloaded(f"upstream {provider.id} sent nothing within {timeouts.first_byte:g}s"), True
         ) from exc
     except httpx.TimeoutException as exc:
-        raise UpstreamFailure(overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True) from exc
+        raise UpstreamFailure(
+            overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True
+        ) from exc
     except httpx.TransportError as exc:
         raise UpstreamFailure(
             overloaded(
@@ -123,5 +129,7 @@ async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[
         raise overloaded(f"upstream {provider} went silent mid-stream (idle timeout)") from exc
     except httpx.HTTPError as exc:
         raise ApiError(
-            500, "api_error", f"upstream {provider} dropped the connection mid-stream ({type(exc).__name__})"
+            500,
+            "api_error",
+            f"upstream {provider} dropped the connection mid-stream ({type(exc).__name__})",
         ) from exc

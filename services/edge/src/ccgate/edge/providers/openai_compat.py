@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
-
 from ccgate.edge.providers.base import CallInfo, Timeouts, UpstreamFailure, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.request import to_openai, tool_schemas
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
-
-JSON = dict[str, object]
 
 
 class OpenAICall:
@@ -60,7 +58,7 @@ class OpenAICall:
 async def open_call(
     client: httpx.AsyncClient,
     provider: Provider,
-    req: dict[str, object],
+    req: dict[str, Any],
     target: Target,
     timeouts: Timeouts,
     input_estimate: int,
@@ -69,18 +67,20 @@ async def open_call(
     warnings: list[str],
 ) -> OpenAICall:
     try:
-        body, notes = to_openai(req, target)  # type: ignore[arg-type]
+        body, notes = to_openai(req, target)
     except ApiError as exc:
         raise UpstreamFailure(exc, retryable=False) from exc
     warnings.extend(notes)
-    response = await send(client, provider, body, {"accept": "text/event-stream", **headers}, timeouts)
-    schemas = tool_schemas(req)  # type: ignore[arg-type]
+    response = await send(
+        client, provider, body, {"accept": "text/event-stream", **headers}, timeouts
+    )
+    schemas = tool_schemas(req)
     options = StreamOptions(
         model=str(req["model"]),
         input_tokens=input_estimate,
         think_tags=target.quirks.think_tags,
         tool_schemas=schemas or None,
-        stop_sequences=tuple(req.get("stop_sequences") or ()),  # type: ignore[arg-type]
+        stop_sequences=tuple(req.get("stop_sequences") or ()),
     )
     decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
     return OpenAICall(response, decoder, provider.id, exact_input_tokens)

@@ -90,7 +90,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
     )
 }
 
-ALIASES = {"open_router": "openrouter", "lm_studio": "lmstudio", "llama_cpp": "llamacpp", "nim": "nvidia_nim"}
+ALIASES = {
+    "open_router": "openrouter",
+    "lm_studio": "lmstudio",
+    "llama_cpp": "llamacpp",
+    "nim": "nvidia_nim",
+}
 
 
 @dataclass(frozen=True)

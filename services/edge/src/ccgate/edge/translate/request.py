@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
 from ccgate.edge.translate.errors import invalid_request
 from ccgate.edge.translate.target import Target
 
@@ -70,14 +69,18 @@ def _document_text(block: JSON, where: str) -> str:
             text = inner
         else:
             text = "\n".join(
-                b.get("text", "") for b in inner or [] if isinstance(b, dict) and b.get("type") == "text"
+                b.get("text", "")
+                for b in inner or []
+                if isinstance(b, dict) and b.get("type") == "text"
             )
     else:
         raise invalid_request(
             f"{where}: this backend takes no {source.get('media_type') or kind} documents; "
             "send the document as text (a text block, or a document with source.type 'text')"
         )
-    return f"<document title={orjson.dumps(title).decode()}>\n{text}\n</document>" if title else text
+    return (
+        f"<document title={orjson.dumps(title).decode()}>\n{text}\n</document>" if title else text
+    )
 
 
 def _tool_result_text(block: JSON, where: str) -> tuple[str, list[JSON]]:
@@ -140,7 +143,10 @@ def _user_parts(content: Any, where: str, quirks_images: bool) -> tuple[list[JSO
             )
             if images and quirks_images:
                 trailing_images.append(
-                    {"type": "text", "text": f"(images returned by tool call {block['tool_use_id']})"}
+                    {
+                        "type": "text",
+                        "text": f"(images returned by tool call {block['tool_use_id']})",
+                    }
                 )
                 trailing_images.extend(images)
         # thinking / redacted_thinking / unknown blocks in a user turn carry nothing to send
@@ -183,18 +189,26 @@ def _merge(messages: list[JSON]) -> list[JSON]:
     merged: list[JSON] = []
     for message in messages:
         prev = merged[-1] if merged else None
-        if prev is None or prev["role"] != message["role"] or message["role"] not in ("user", "assistant"):
+        if (
+            prev is None
+            or prev["role"] != message["role"]
+            or message["role"] not in ("user", "assistant")
+        ):
             merged.append(message)
             continue
         if message["role"] == "user":
             prev["content"] = _as_parts(prev["content"]) + _as_parts(message["content"])
         else:
             text = (prev.get("content") or "") + (message.get("content") or "")
-            prev["content"] = text or (None if prev.get("tool_calls") or message.get("tool_calls") else "")
+            prev["content"] = text or (
+                None if prev.get("tool_calls") or message.get("tool_calls") else ""
+            )
             if message.get("tool_calls"):
                 prev["tool_calls"] = prev.get("tool_calls", []) + message["tool_calls"]
             if message.get("reasoning_content"):
-                prev["reasoning_content"] = prev.get("reasoning_content", "") + message["reasoning_content"]
+                prev["reasoning_content"] = (
+                    prev.get("reasoning_content", "") + message["reasoning_content"]
+                )
     for message in merged:
         if message["role"] == "user":
             message["content"] = _simplify(message["content"])
@@ -226,11 +240,15 @@ def convert_messages(req: JSON, target: Target) -> list[JSON]:
             # Claude Code puts role:"system" messages mid-conversation; most chat templates
             # accept a system message only first, so it travels as a reminder in a user turn.
             text = content if isinstance(content, str) else system_text(content)
-            out.append({"role": "user", "content": f"<system-reminder>\n{text}\n</system-reminder>"})
+            out.append(
+                {"role": "user", "content": f"<system-reminder>\n{text}\n</system-reminder>"}
+            )
         elif role == "assistant":
             out.append(_assistant_message(content, keep_reasoning))
         else:
-            tool_messages, parts = _user_parts(content, f"messages.{i}", target.quirks.supports_images)
+            tool_messages, parts = _user_parts(
+                content, f"messages.{i}", target.quirks.supports_images
+            )
             out.extend(tool_messages)
             if parts:
                 out.append({"role": "user", "content": parts})

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
 from ccgate.edge.translate.errors import ApiError, from_stream_error
 from ccgate.edge.translate.jsonfix import parse_arguments
 from ccgate.edge.translate.sse_decode import SSEDecoder
@@ -78,9 +77,7 @@ class StreamTranslator:
         self._thinking_text: list[str] = []
         self._tools: dict[Any, _PendingTool] = {}
         self._splitter = ThinkSplitter() if options.think_tags else None
-        self._text_tools = (
-            TextToolParser(options.tool_schemas) if options.tool_schemas else None
-        )
+        self._text_tools = TextToolParser(options.tool_schemas) if options.tool_schemas else None
         self._emitted_tool = False
         self._chars_out = 0
         self.finish_reason: str | None = None
@@ -93,7 +90,7 @@ class StreamTranslator:
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> list[Event]:
-        message = {
+        message: dict[str, Any] = {
             "id": self.options.message_id,
             "type": "message",
             "role": "assistant",
@@ -230,7 +227,7 @@ class StreamTranslator:
             if not isinstance(call, dict):
                 continue
             key = call.get("index", call.get("id") or position)
-            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+            fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
             tool = self._tools.get(key)
             if tool is None:
                 tool = _PendingTool(clean_tool_id(call.get("id")), "")
@@ -323,7 +320,9 @@ class OpenAIStreamDecoder:
         out = self._events(self._sse.flush())
         if not self.done and self.translator.finish_reason is None:
             raise ApiError(
-                500, "api_error", f"upstream {self._provider} ended the stream before the model finished"
+                500,
+                "api_error",
+                f"upstream {self._provider} ended the stream before the model finished",
             )
         return out + self.translator.finish(fallback_input_tokens)
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from ccgate.edge.translate.thinking import held_back
 
 
