@@ -153,6 +153,8 @@ class StreamTranslator:
             stop_reason = "stop_sequence"
         else:
             stop_reason = _STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
+            if stop_reason == "tool_use":  # the backend said tool_calls but sent none
+                stop_reason = "end_turn"
         input_tokens = self.prompt_tokens
         if input_tokens is None:
             input_tokens = fallback_input_tokens or self.options.input_tokens
