@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -47,23 +50,36 @@ def backend() -> Iterator[FakeBackend]:
         yield fake
 
 
-EdgeFactory = Callable[..., Any]
+@dataclass
+class Edge:
+    url: str
+    app: Any
+
+    def in_flight(self) -> int:
+        status = asyncio.run(self.app.state.limiter.status())
+        return sum(p["in_flight"] for p in status["providers"].values())
+
+    def wait_idle(self, timeout: float = 5.0) -> int:
+        """In-flight leases once the edge settles (a released slot is freed asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.in_flight()
 
 
 @pytest.fixture
-def edge_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    """Start an edge with the given environment; returns its base URL."""
+def edge_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str]], Edge]]:
+    """Start an edge (a real uvicorn server on loopback) with the given environment."""
     servers: list[ThreadedServer] = []
 
-    def start(env: dict[str, str]) -> str:
+    def start(env: dict[str, str]) -> Edge:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
-        server = ThreadedServer(create_app(settings))
+        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        server = ThreadedServer(app)
         server.__enter__()
-        server.app = server._server.config.app  # type: ignore[attr-defined]
         servers.append(server)
-        return server.url
+        return Edge(server.url, app)
 
     yield start
     for server in servers:
@@ -87,7 +103,7 @@ def backend_env(backend: FakeBackend, fmt: str = "openai", **extra: str) -> dict
 
 
 @pytest.fixture
-def edge(backend: FakeBackend, edge_factory: Callable[..., str]) -> str:
+def edge(backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]) -> Edge:
     return edge_factory(backend_env(backend))
 
 

@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.savers import command_prefix, local_answer, title_for
 from ccgate.edge.translate.errors import from_upstream, parse_retry_after
@@ -16,6 +13,8 @@ from ccgate.edge.translate.text_tools import TextPiece, TextToolParser, ToolPiec
 from ccgate.edge.translate.thinking import ThinkSplitter
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.shared.settings import Settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -24,7 +23,7 @@ def split_all(text: str, cuts: list[int]) -> list[tuple[str, str]]:
     splitter = ThinkSplitter()
     out: list[tuple[str, str]] = []
     last = 0
-    for cut in sorted(set(cuts)) + [len(text)]:
+    for cut in [*sorted(set(cuts)), len(text)]:
         out += splitter.feed(text[last:cut])
         last = cut
     out += splitter.flush()
@@ -48,7 +47,9 @@ def test_unclosed_think_ends_as_thinking() -> None:
 
 
 def parse_text_tools(text: str, size: int) -> list[object]:
-    parser = TextToolParser({"Write": {"properties": {"content": {"type": "string"}, "n": {"type": "integer"}}}})
+    parser = TextToolParser(
+        {"Write": {"properties": {"content": {"type": "string"}, "n": {"type": "integer"}}}}
+    )
     out: list[object] = []
     for i in range(0, len(text), size):
         out += parser.feed(text[i : i + size])
@@ -71,14 +72,23 @@ def test_text_tool_formats(size: int) -> None:
 
 
 def test_upstream_errors_map_for_claude_code() -> None:
-    e = from_upstream(429, b'{"error":{"message":"slow down"}}', "7", "nvidia_nim", "NVIDIA_NIM_API_KEY")
-    assert (e.status, e.type, e.retry_after, e.headers()) == (429, "rate_limit_error", 7.0, {"retry-after": "7"})
+    e = from_upstream(
+        429, b'{"error":{"message":"slow down"}}', "7", "nvidia_nim", "NVIDIA_NIM_API_KEY"
+    )
+    assert (e.status, e.type, e.retry_after, e.headers()) == (
+        429,
+        "rate_limit_error",
+        7.0,
+        {"retry-after": "7"},
+    )
     e = from_upstream(401, b"bad key sk-123", None, "openrouter", "OPENROUTER_API_KEY")
     assert e.status == 502 and "OPENROUTER_API_KEY" in e.message and "sk-123" not in e.message
     e = from_upstream(
         400,
         b'{"error":{"message":"This model\'s maximum context length is 131072 tokens. However, you requested 250000 tokens"}}',
-        None, "p", "K",
+        None,
+        "p",
+        "K",
     )
     assert e.message == "prompt is too long: 250000 tokens > 131072 maximum"
     assert from_upstream(503, b"", None, "p", "K").type == "overloaded_error"
@@ -93,7 +103,13 @@ def test_savers_answer_claude_code_side_requests() -> None:
     assert name == "title" and json.loads(text) == {"title": "Run echo hi with bash"}
     probe = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "quota"}]}
     assert local_answer(probe, settings) == ("quota_probe", "Quota check passed.")
-    prefix = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "<policy_spec>...</policy_spec>\nCommand: git status -s\n"}]}
+    prefix = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "<policy_spec>...</policy_spec>\nCommand: git status -s\n"}
+        ],
+    }
     assert local_answer(prefix, settings) == ("command_prefix", "git status")
     main = json.loads((FIXTURES / "main_loop_first_request.json").read_text())["body"]
     assert local_answer(main, settings) is None
@@ -101,7 +117,10 @@ def test_savers_answer_claude_code_side_requests() -> None:
     assert local_answer(title_req, off) is None
     assert command_prefix("rm -rf / ; echo") == "command_injection_detected"
     assert command_prefix("ls -la") == "ls"
-    assert title_for("<session>\nfix the login bug please now today\n</session>") == "Fix the login bug please now"
+    assert (
+        title_for("<session>\nfix the login bug please now today\n</session>")
+        == "Fix the login bug please now"
+    )
 
 
 def test_routing_by_family_direct_and_chains(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +128,10 @@ def test_routing_by_family_direct_and_chains(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("MODEL_HAIKU", "ollama/small")
     router = Router(Settings(_env_file=None))  # type: ignore[call-arg]
     opus = router.resolve("claude-opus-4-8")
-    assert [(r.provider, r.model) for r in opus.routes] == [("nvidia_nim", "big"), ("openrouter", "backup")]
+    assert [(r.provider, r.model) for r in opus.routes] == [
+        ("nvidia_nim", "big"),
+        ("openrouter", "backup"),
+    ]
     assert router.resolve("claude-haiku-4-5").routes[0].model == "small"
     assert router.resolve("claude-sonnet-4-5").routes[0].provider == "ollama"  # falls back to MODEL
     assert router.resolve("deepseek/deepseek-chat").routes[0].provider == "deepseek"

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.request import to_openai
 from ccgate.edge.translate.target import Quirks, Target
@@ -61,8 +60,23 @@ def test_failed_tool_result_is_visible_to_the_model() -> None:
         "max_tokens": 10,
         "messages": [
             {"role": "user", "content": "run it"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "false"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "Exit code 1", "is_error": True}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "false"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": "Exit code 1",
+                        "is_error": True,
+                    }
+                ],
+            },
         ],
     }
     body, _ = to_openai(req, target())
@@ -75,17 +89,49 @@ def test_images_documents_and_tool_result_blocks() -> None:
         "model": "m",
         "max_tokens": 10,
         "messages": [
-            {"role": "user", "content": [
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
-                {"type": "image", "source": {"type": "url", "url": "https://example.invalid/a.png"}},
-                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc body"}, "title": "T"},
-                {"type": "text", "text": "describe"},
-            ]},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
-                {"type": "text", "text": "file text"},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "BBBB"}},
-            ]}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+                    },
+                    {
+                        "type": "image",
+                        "source": {"type": "url", "url": "https://example.invalid/a.png"},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "doc body"},
+                        "title": "T",
+                    },
+                    {"type": "text", "text": "describe"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [
+                            {"type": "text", "text": "file text"},
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/jpeg",
+                                    "data": "BBBB",
+                                },
+                            },
+                        ],
+                    }
+                ],
+            },
         ],
     }
     body, _ = to_openai(req, target())
@@ -98,8 +144,25 @@ def test_images_documents_and_tool_result_blocks() -> None:
 
 
 def test_pdf_document_is_a_clear_400() -> None:
-    req = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}]}]}
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": "JVBE",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     with pytest.raises(ApiError) as info:
         to_openai(req, target())
     assert info.value.status == 400 and "application/pdf" in info.value.message
@@ -135,8 +198,13 @@ def test_tools_choice_params_and_server_tools() -> None:
     ("choice", "expected"), [({"type": "auto"}, "auto"), ({"type": "any"}, "required")]
 )
 def test_tool_choice_mapping(choice: dict[str, Any], expected: str) -> None:
-    req = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
-           "tools": [{"name": "A", "input_schema": {"type": "object"}}], "tool_choice": choice}
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "A", "input_schema": {"type": "object"}}],
+        "tool_choice": choice,
+    }
     assert to_openai(req, target())[0]["tool_choice"] == expected
 
 
@@ -147,10 +215,13 @@ def test_thinking_round_trip_rules() -> None:
         "thinking": {"type": "enabled", "budget_tokens": 20000},
         "messages": [
             {"role": "user", "content": "q"},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "pondering", "signature": ""},
-                {"type": "text", "text": "a"},
-            ]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "pondering", "signature": ""},
+                    {"type": "text", "text": "a"},
+                ],
+            },
             {"role": "user", "content": "q2"},
         ],
     }
@@ -159,17 +230,31 @@ def test_thinking_round_trip_rules() -> None:
     other, _ = to_openai(history, target(reasoning_control="openrouter"))
     assert "reasoning_content" not in other["messages"][1]
     assert other["reasoning"] == {"effort": "high"}
-    tier_off = Target("p", "m", Quirks(reasoning_control="chat_template_kwargs"), thinking_allowed=False)
-    assert to_openai(history, tier_off)[0]["chat_template_kwargs"] == {"thinking": False, "enable_thinking": False}
+    tier_off = Target(
+        "p", "m", Quirks(reasoning_control="chat_template_kwargs"), thinking_allowed=False
+    )
+    assert to_openai(history, tier_off)[0]["chat_template_kwargs"] == {
+        "thinking": False,
+        "enable_thinking": False,
+    }
 
 
 def test_consecutive_same_role_messages_are_merged() -> None:
-    req = {"model": "m", "max_tokens": 5, "messages": [
-        {"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": "c"}, {"role": "assistant", "content": "d"},
-    ]}
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": "c"},
+            {"role": "assistant", "content": "d"},
+        ],
+    }
     body, _ = to_openai(req, target())
-    assert body["messages"] == [{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "cd"}]
+    assert body["messages"] == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "cd"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -179,10 +264,31 @@ def test_consecutive_same_role_messages_are_merged() -> None:
         ({"model": "m", "messages": []}, "max_tokens"),
         ({"model": "m", "max_tokens": 0, "messages": []}, "max_tokens"),
         ({"model": "m", "max_tokens": 5}, "messages"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]}, "messages.0.role"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "tool_use_id"),
-        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]},
+            "messages.0.role",
+        ),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]},
+            "messages.0.content",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "tool_result"}]}],
+            },
+            "tool_use_id",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": "hot",
+            },
+            "temperature",
+        ),
     ],
 )
 def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> None:
@@ -193,7 +299,17 @@ def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> 
 
 
 def test_unknown_fields_and_blocks_pass() -> None:
-    req = {"model": "m", "max_tokens": 5, "brand_new_field": {"x": 1}, "context_management": {},
-           "messages": [{"role": "user", "content": [{"type": "future_block", "x": 1}, {"type": "text", "text": "hi"}]}]}
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "brand_new_field": {"x": 1},
+        "context_management": {},
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "future_block", "x": 1}, {"type": "text", "text": "hi"}],
+            }
+        ],
+    }
     body, _ = to_openai(check_messages_request(req), target())
     assert body["messages"] == [{"role": "user", "content": "hi"}]

@@ -6,9 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.jsonfix import INVALID_KEY, parse_arguments
@@ -18,6 +15,9 @@ from ccgate.edge.translate.stream import (
     StreamOptions,
     StreamTranslator,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.fakes.backend import Turn, openai_chunks
 from tests.sse_grammar import check_grammar
 
@@ -29,8 +29,12 @@ def stream_bytes(turn: Turn) -> bytes:
     return ("".join(frames) + "data: [DONE]\n\n").encode()
 
 
-def run(data: bytes, cuts: list[int] | None = None, tools: bool = True, think: bool = True) -> list[Event]:
-    options = StreamOptions(model="claude-x", tool_schemas=TOOLS if tools else None, think_tags=think)
+def run(
+    data: bytes, cuts: list[int] | None = None, tools: bool = True, think: bool = True
+) -> list[Event]:
+    options = StreamOptions(
+        model="claude-x", tool_schemas=TOOLS if tools else None, think_tags=think
+    )
     translator = StreamTranslator(options)
     decoder = OpenAIStreamDecoder(translator, "fake")
     events = translator.start()
@@ -68,7 +72,9 @@ def test_text_and_reasoning_become_blocks_in_order() -> None:
 
 
 def test_think_tags_in_content_become_a_thinking_block() -> None:
-    message = final(run(stream_bytes(Turn(text="Answer", reasoning="inner", think_tags=True, chunk_size=3))))
+    message = final(
+        run(stream_bytes(Turn(text="Answer", reasoning="inner", think_tags=True, chunk_size=3)))
+    )
     assert [(b["type"], b.get("thinking") or b.get("text")) for b in message["content"]] == [
         ("thinking", "inner"),
         ("text", "Answer"),
@@ -76,7 +82,9 @@ def test_think_tags_in_content_become_a_thinking_block() -> None:
 
 
 def test_parallel_tool_calls_keep_their_own_blocks() -> None:
-    turn = Turn(text="Running", tool_calls=[("Bash", {"command": "ls"}), ("Read", {"file_path": "/a"})])
+    turn = Turn(
+        text="Running", tool_calls=[("Bash", {"command": "ls"}), ("Read", {"file_path": "/a"})]
+    )
     events = run(stream_bytes(turn))
     check_grammar(events)
     message = final(events)
@@ -89,10 +97,46 @@ def test_parallel_tool_calls_keep_their_own_blocks() -> None:
 
 def test_interleaved_tool_call_deltas_are_not_mixed() -> None:
     chunks = [
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "a", "function": {"name": "Bash", "arguments": '{"comm'}}]}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 1, "id": "b", "function": {"name": "Read", "arguments": '{"file_'}}]}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'and": "ls"}'}}]}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 1, "function": {"arguments": 'path": "/x"}'}}]}}]},
+        {
+            "choices": [
+                {
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "a",
+                                "function": {"name": "Bash", "arguments": '{"comm'},
+                            }
+                        ]
+                    }
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 1,
+                                "id": "b",
+                                "function": {"name": "Read", "arguments": '{"file_'},
+                            }
+                        ]
+                    }
+                }
+            ]
+        },
+        {
+            "choices": [
+                {"delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'and": "ls"}'}}]}}
+            ]
+        },
+        {
+            "choices": [
+                {"delta": {"tool_calls": [{"index": 1, "function": {"arguments": 'path": "/x"}'}}]}}
+            ]
+        },
         {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
     ]
     data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode()
@@ -101,7 +145,12 @@ def test_interleaved_tool_call_deltas_are_not_mixed() -> None:
 
 
 def test_text_written_tool_call_is_parsed_when_tools_were_offered() -> None:
-    turn = Turn(text="Sure.", tool_calls=[("Bash", {"command": "echo hi"})], text_tool_calls=True, chunk_size=4)
+    turn = Turn(
+        text="Sure.",
+        tool_calls=[("Bash", {"command": "echo hi"})],
+        text_tool_calls=True,
+        chunk_size=4,
+    )
     message = final(run(stream_bytes(turn)))
     assert [b["type"] for b in message["content"]] == ["text", "tool_use"]
     assert message["content"][1]["name"] == "Bash"
@@ -118,7 +167,12 @@ def test_text_written_tool_call_stays_text_without_tools() -> None:
 
 @pytest.mark.parametrize(
     ("finish", "expected"),
-    [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal"), ("tool_calls", "end_turn")],
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("content_filter", "refusal"),
+        ("tool_calls", "end_turn"),
+    ],
 )
 def test_finish_reasons(finish: str, expected: str) -> None:
     # "tool_calls" without any tool call is a backend quirk: nothing to run, so end_turn.
@@ -131,7 +185,9 @@ def test_stop_sequence_reported_when_backend_names_it() -> None:
     translator = StreamTranslator(options)
     events = translator.start()
     events += translator.feed({"choices": [{"delta": {"content": "abc"}}]})
-    events += translator.feed({"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": "END"}]})
+    events += translator.feed(
+        {"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": "END"}]}
+    )
     message = final(events + translator.finish())
     assert message["stop_reason"] == "stop_sequence"
     assert message["stop_sequence"] == "END"
@@ -169,8 +225,13 @@ def test_broken_arguments_are_repaired_or_reported() -> None:
 SAMPLE_TURNS = [
     Turn(text="Héllo wörld — ünïcode ✓ 你好", reasoning="think ✓ 🤔", chunk_size=3),
     Turn(text="a<b> and </think> x", reasoning="r", think_tags=True, chunk_size=2),
-    Turn(text="Let me run it.", tool_calls=[("Bash", {"command": "cat f.txt"}), ("Bash", {"command": "ls"})]),
-    Turn(text="ok", tool_calls=[("Bash", {"command": "echo ✓"})], text_tool_calls=True, chunk_size=6),
+    Turn(
+        text="Let me run it.",
+        tool_calls=[("Bash", {"command": "cat f.txt"}), ("Bash", {"command": "ls"})],
+    ),
+    Turn(
+        text="ok", tool_calls=[("Bash", {"command": "echo ✓"})], text_tool_calls=True, chunk_size=6
+    ),
 ]
 
 
@@ -179,7 +240,9 @@ SAMPLE_TURNS = [
     turn_index=st.integers(min_value=0, max_value=len(SAMPLE_TURNS) - 1),
     data=st.data(),
 )
-def test_any_chunking_of_the_byte_stream_gives_the_same_message(turn_index: int, data: st.DataObject) -> None:
+def test_any_chunking_of_the_byte_stream_gives_the_same_message(
+    turn_index: int, data: st.DataObject
+) -> None:
     raw = stream_bytes(SAMPLE_TURNS[turn_index])
     cuts = data.draw(st.lists(st.integers(min_value=1, max_value=len(raw) - 1), max_size=40))
     whole = final(run(raw))

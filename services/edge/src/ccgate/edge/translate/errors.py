@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__ on the instance
 class ApiError(Exception):
     status: int
     type: str
