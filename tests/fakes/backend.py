@@ -8,6 +8,7 @@ further request gets `default`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections import deque
@@ -51,6 +52,9 @@ class Recorded:
     body: dict[str, Any]
 
 
+_IDS = itertools.count(1)
+
+
 def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] if text else []
 
@@ -81,7 +85,7 @@ def openai_chunks(turn: Turn, model: str) -> list[dict[str, Any]]:
                         "tool_calls": [
                             {
                                 "index": i,
-                                "id": f"call_{i}_fake",
+                                "id": f"call_{next(_IDS)}",
                                 "type": "function",
                                 "function": {"name": name, "arguments": ""},
                             }
@@ -118,7 +122,7 @@ def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]
             {
                 "type": "message_start",
                 "message": {
-                    "id": "msg_fake",
+                    "id": f"msg_fake_{next(_IDS)}",
                     "type": "message",
                     "role": "assistant",
                     "model": model,
@@ -163,7 +167,7 @@ def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]
         )
     for i, (name, args) in enumerate(turn.tool_calls):
         block(
-            {"type": "tool_use", "id": f"toolu_fake_{i}", "name": name, "input": {}},
+            {"type": "tool_use", "id": f"toolu_fake_{next(_IDS)}", "name": name, "input": {}},
             [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(args), 9)],
         )
     stop = (
@@ -190,7 +194,7 @@ def openai_message(turn: Turn, model: str) -> dict[str, Any]:
     if turn.tool_calls:
         message["tool_calls"] = [
             {
-                "id": f"call_{i}_fake",
+                "id": f"call_{next(_IDS)}",
                 "type": "function",
                 "function": {"name": n, "arguments": json.dumps(a)},
             }

@@ -44,13 +44,6 @@ def new_tool_id() -> str:
     return "toolu_" + secrets.token_hex(12)
 
 
-def clean_tool_id(raw: Any) -> str:
-    """Anthropic tool ids match [A-Za-z0-9_-]+; some backends send others, or none."""
-    if not isinstance(raw, str) or not raw:
-        return new_tool_id()
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in raw)
-
-
 @dataclass
 class StreamOptions:
     model: str
@@ -232,7 +225,9 @@ class StreamTranslator:
             fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
             tool = self._tools.get(key)
             if tool is None:
-                tool = _PendingTool(clean_tool_id(call.get("id")), "")
+                # Fresh ids, never the backend's: local servers reuse `call_0` every turn, and
+                # Claude Code silently drops a tool_use whose id it has already seen.
+                tool = _PendingTool(new_tool_id(), "")
                 self._tools[key] = tool
             name = fn.get("name")
             if isinstance(name, str) and name and not tool.name:
