@@ -165,7 +165,7 @@ def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]
             {"type": "text", "text": ""},
             [{"type": "text_delta", "text": p} for p in _pieces(turn.text, turn.chunk_size)],
         )
-    for i, (name, args) in enumerate(turn.tool_calls):
+    for name, args in turn.tool_calls:
         block(
             {"type": "tool_use", "id": f"toolu_fake_{next(_IDS)}", "name": name, "input": {}},
             [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(args), 9)],

@@ -1,0 +1,188 @@
+"""Added latency of the edge: direct-to-backend vs through `ccgate serve`, same run, same machine.
+
+`make bench` (or `uv run python -m bench.edge_latency`). The fake backend and the edge run in
+their own processes on 127.0.0.1; one asyncio client measures both paths alternately.
+Writes bench/results/edge_latency.{json,md}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULTS = Path(__file__).parent / "results"
+FIXTURE = Path(__file__).parent.parent / "tests" / "fixtures" / "main_loop_first_request.json"
+SEQUENTIAL = int(os.environ.get("BENCH_N", "400"))
+CONCURRENT = 16
+STREAM_CHUNKS = 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(ms), "p99_ms": pct(ms, 0.99), "n": len(ms)}
+
+
+async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[float, float]:
+    """(time to first content byte, time to last byte) in ms."""
+    started = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=body) as response:
+        async for chunk in response.aiter_bytes():
+            if first is None and (b"content" in chunk or b"text_delta" in chunk):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return ((first or end) - started) * 1000, (end - started) * 1000
+
+
+async def measure(direct: str, edge: str) -> dict[str, Any]:
+    small_direct = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "stream": True}
+    small_edge = {"model": "claude-sonnet-4-8", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=64)) as client:
+        for _ in range(50):  # warm-up: connections, imports, caches
+            await timed_stream(client, direct, small_direct)
+            await client.post(edge, json=small_edge)
+        # 1. A whole answer: direct = read the same upstream stream to its end; edge = non-streaming.
+        d, e = [], []
+        for _ in range(SEQUENTIAL):
+            d.append((await timed_stream(client, direct, small_direct))[1])
+            started = time.perf_counter()
+            response = await client.post(edge, json=small_edge)
+            assert response.status_code == 200, response.text
+            e.append((time.perf_counter() - started) * 1000)
+        out["whole_answer"] = {"direct": summary(d), "edge": summary(e)}
+        # 2. Streaming: time to first token and to the last byte.
+        dt, et, dl, el = [], [], [], []
+        for _ in range(SEQUENTIAL):
+            a, b = await timed_stream(client, direct, small_direct)
+            dt.append(a)
+            dl.append(b)
+            a, b = await timed_stream(client, edge, {**small_edge, "stream": True})
+            et.append(a)
+            el.append(b)
+        out["stream_ttft"] = {"direct": summary(dt), "edge": summary(et)}
+        out["stream_last_byte"] = {"direct": summary(dl), "edge": summary(el)}
+        # 3. Concurrency: CONCURRENT clients, whole answers.
+        for name, url, body in (("direct", direct, small_direct), ("edge", edge, {**small_edge, "stream": True})):
+            lat: list[float] = []
+
+            async def worker(url: str = url, body: dict[str, Any] = body, lat: list[float] = lat) -> None:
+                for _ in range(SEQUENTIAL // CONCURRENT * 2):
+                    lat.append((await timed_stream(client, url, body))[1])
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENT)))
+            elapsed = time.perf_counter() - started
+            out.setdefault("concurrent", {})[name] = {**summary(lat), "rps": len(lat) / elapsed}
+    return out
+
+
+def translation_cost() -> dict[str, float]:
+    """Pure translation of a real Claude Code request (no I/O), µs per request."""
+    from ccgate.edge.translate.request import to_openai
+    from ccgate.edge.translate.target import Target
+
+    body = json.loads(FIXTURE.read_text())["body"]
+    target = Target("openai_compat", "m")
+    for _ in range(50):
+        to_openai(body, target)
+    n = 2000
+    started = time.perf_counter()
+    for _ in range(n):
+        to_openai(body, target)
+    return {"to_openai_us": (time.perf_counter() - started) / n * 1e6}
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "edge_latency.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = ["| workload | direct median / p99 (ms) | edge median / p99 (ms) | added median / p99 (ms) | ratio (median) |",
+            "| --- | --- | --- | --- | --- |"]
+    for key in ("whole_answer", "stream_ttft", "stream_last_byte", "concurrent"):
+        d, e = results[key]["direct"], results[key]["edge"]
+        rows.append(
+            f"| {key}{' (' + str(CONCURRENT) + ' clients)' if key == 'concurrent' else ''} "
+            f"| {d['median_ms']:.2f} / {d['p99_ms']:.2f} | {e['median_ms']:.2f} / {e['p99_ms']:.2f} "
+            f"| {e['median_ms'] - d['median_ms']:.2f} / {e['p99_ms'] - d['p99_ms']:.2f} "
+            f"| {e['median_ms'] / d['median_ms']:.2f}× |"
+        )
+    c = results["concurrent"]
+    text = "\n".join([
+        "# Edge latency (bench/edge_latency.py)",
+        "",
+        f"Run {results['when']} on {results['machine']}; {SEQUENTIAL} sequential requests per path, "
+        f"streams of {STREAM_CHUNKS} chunks from a fake backend in its own process; the edge is "
+        "`ccgate serve` (1 worker, in-memory limiter, tracing off). Direct = the same client reading "
+        "the backend's stream to its end (what the edge does upstream).",
+        "",
+        *rows,
+        "",
+        f"Throughput at {CONCURRENT} clients: direct {c['direct']['rps']:.0f} req/s, edge {c['edge']['rps']:.0f} req/s "
+        f"({c['edge']['rps'] / c['direct']['rps']:.2f}×).",
+        f"Translating a real Claude Code main-loop request (wire capture): {results['translation']['to_openai_us']:.0f} µs.",
+        "",
+        "Targets (issue 3): added median ≤ 1 ms, added p99 ≤ 3 ms.",
+        "",
+    ])
+    (RESULTS / "edge_latency.md").write_text(text)
+    print(text)
+
+
+def main() -> None:
+    backend_port, edge_port = free_port(), free_port()
+    env = {**os.environ, "MODEL": "openai_compat/m", "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
+           "PROVIDER_RATE_LIMIT": "0", "PROVIDER_MAX_CONCURRENCY": "0", "LOG_LEVEL": "WARNING"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "bench.fake_backend", str(backend_port), str(STREAM_CHUNKS)], env=env),
+        subprocess.Popen([sys.executable, "-m", "ccgate.cli.__main__", "serve", "--port", str(edge_port)], env=env,
+                         stderr=subprocess.DEVNULL),
+    ]
+    try:
+        wait_port(backend_port)
+        wait_port(edge_port)
+        results = asyncio.run(measure(f"http://127.0.0.1:{backend_port}/v1/chat/completions",
+                                      f"http://127.0.0.1:{edge_port}/v1/messages"))
+        results["translation"] = translation_cost()
+        results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        write(results)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

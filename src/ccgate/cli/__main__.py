@@ -1,0 +1,3 @@
+from ccgate.cli import main
+
+main()
