@@ -54,7 +54,9 @@ def summary(ms: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(ms), "p99_ms": pct(ms, 0.99), "n": len(ms)}
 
 
-async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[float, float]:
+async def timed_stream(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[float, float]:
     """(time to first content byte, time to last byte) in ms."""
     started = time.perf_counter()
     first = None
@@ -67,10 +69,21 @@ async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]
 
 
 async def measure(direct: str, edge: str) -> dict[str, Any]:
-    small_direct = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "stream": True}
-    small_edge = {"model": "claude-sonnet-4-8", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    small_direct = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 16,
+        "stream": True,
+    }
+    small_edge = {
+        "model": "claude-sonnet-4-8",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 16,
+    }
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=64)) as client:
+    async with httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_keepalive_connections=64)
+    ) as client:
         for _ in range(50):  # warm-up: connections, imports, caches
             await timed_stream(client, direct, small_direct)
             await client.post(edge, json=small_edge)
@@ -95,10 +108,15 @@ async def measure(direct: str, edge: str) -> dict[str, Any]:
         out["stream_ttft"] = {"direct": summary(dt), "edge": summary(et)}
         out["stream_last_byte"] = {"direct": summary(dl), "edge": summary(el)}
         # 3. Concurrency: CONCURRENT clients, whole answers.
-        for name, url, body in (("direct", direct, small_direct), ("edge", edge, {**small_edge, "stream": True})):
+        for name, url, body in (
+            ("direct", direct, small_direct),
+            ("edge", edge, {**small_edge, "stream": True}),
+        ):
             lat: list[float] = []
 
-            async def worker(url: str = url, body: dict[str, Any] = body, lat: list[float] = lat) -> None:
+            async def worker(
+                url: str = url, body: dict[str, Any] = body, lat: list[float] = lat
+            ) -> None:
                 for _ in range(SEQUENTIAL // CONCURRENT * 2):
                     lat.append((await timed_stream(client, url, body))[1])
 
@@ -128,8 +146,10 @@ def translation_cost() -> dict[str, float]:
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "edge_latency.json").write_text(json.dumps(results, indent=2) + "\n")
-    rows = ["| workload | direct median / p99 (ms) | edge median / p99 (ms) | added median / p99 (ms) | ratio (median) |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| workload | direct median / p99 (ms) | edge median / p99 (ms) | added median / p99 (ms) | ratio (median) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for key in ("whole_answer", "stream_ttft", "stream_last_byte", "concurrent"):
         d, e = results[key]["direct"], results[key]["edge"]
         rows.append(
@@ -139,44 +159,64 @@ def write(results: dict[str, Any]) -> None:
             f"| {e['median_ms'] / d['median_ms']:.2f}× |"
         )
     c = results["concurrent"]
-    text = "\n".join([
-        "# Edge latency (bench/edge_latency.py)",
-        "",
-        f"Run {results['when']} on {results['machine']}; {SEQUENTIAL} sequential requests per path, "
-        f"streams of {STREAM_CHUNKS} chunks from a fake backend in its own process; the edge is "
-        "`ccgate serve` (1 worker, in-memory limiter, tracing off). Direct = the same client reading "
-        "the backend's stream to its end (what the edge does upstream).",
-        "",
-        *rows,
-        "",
-        f"Throughput at {CONCURRENT} clients: direct {c['direct']['rps']:.0f} req/s, edge {c['edge']['rps']:.0f} req/s "
-        f"({c['edge']['rps'] / c['direct']['rps']:.2f}×).",
-        f"Translating a real Claude Code main-loop request (wire capture): {results['translation']['to_openai_us']:.0f} µs.",
-        "",
-        "Targets (issue 3): added median ≤ 1 ms, added p99 ≤ 3 ms.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Edge latency (bench/edge_latency.py)",
+            "",
+            f"Run {results['when']} on {results['machine']}; {SEQUENTIAL} sequential requests per path, "
+            f"streams of {STREAM_CHUNKS} chunks from a fake backend in its own process; the edge is "
+            "`ccgate serve` (1 worker, in-memory limiter, tracing off). Direct = the same client reading "
+            "the backend's stream to its end (what the edge does upstream).",
+            "",
+            *rows,
+            "",
+            f"Throughput at {CONCURRENT} clients: direct {c['direct']['rps']:.0f} req/s, edge {c['edge']['rps']:.0f} req/s "
+            f"({c['edge']['rps'] / c['direct']['rps']:.2f}×).",
+            f"Translating a real Claude Code main-loop request (wire capture): {results['translation']['to_openai_us']:.0f} µs.",
+            "",
+            "Targets (issue 3): added median ≤ 1 ms, added p99 ≤ 3 ms.",
+            "",
+        ]
+    )
     (RESULTS / "edge_latency.md").write_text(text)
     print(text)
 
 
 def main() -> None:
     backend_port, edge_port = free_port(), free_port()
-    env = {**os.environ, "MODEL": "openai_compat/m", "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
-           "PROVIDER_RATE_LIMIT": "0", "PROVIDER_MAX_CONCURRENCY": "0", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MODEL": "openai_compat/m",
+        "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
+        "PROVIDER_RATE_LIMIT": "0",
+        "PROVIDER_MAX_CONCURRENCY": "0",
+        "LOG_LEVEL": "WARNING",
+    }
     procs = [
-        subprocess.Popen([sys.executable, "-m", "bench.fake_backend", str(backend_port), str(STREAM_CHUNKS)], env=env),
-        subprocess.Popen([sys.executable, "-m", "ccgate.cli.__main__", "serve", "--port", str(edge_port)], env=env,
-                         stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.fake_backend", str(backend_port), str(STREAM_CHUNKS)],
+            env=env,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "ccgate.cli.__main__", "serve", "--port", str(edge_port)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         wait_port(backend_port)
         wait_port(edge_port)
-        results = asyncio.run(measure(f"http://127.0.0.1:{backend_port}/v1/chat/completions",
-                                      f"http://127.0.0.1:{edge_port}/v1/messages"))
+        results = asyncio.run(
+            measure(
+                f"http://127.0.0.1:{backend_port}/v1/chat/completions",
+                f"http://127.0.0.1:{edge_port}/v1/messages",
+            )
+        )
         results["translation"] = translation_cost()
         results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        results["machine"] = (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        )
         write(results)
     finally:
         for proc in procs:

@@ -13,10 +13,18 @@ ANSWER = b'{"id":"c","object":"chat.completion","model":"m","choices":[{"index":
 def frames(chunks: int) -> list[bytes]:
     out = []
     for i in range(chunks):
-        chunk = {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]}
+        chunk = {
+            "id": "c",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}],
+        }
         out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
-    end = {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-           "usage": {"prompt_tokens": 10, "completion_tokens": chunks, "total_tokens": 10 + chunks}}
+    end = {
+        "id": "c",
+        "model": "m",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": chunks, "total_tokens": 10 + chunks},
+    }
     out.append(b"data: " + orjson.dumps(end) + b"\n\ndata: [DONE]\n\n")
     return out
 
@@ -34,14 +42,24 @@ def make_app(chunks: int):  # type: ignore[no-untyped-def]
             if not message.get("more_body"):
                 break
         if b'"stream":true' in body or b'"stream": true' in body:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/event-stream")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
             for frame in stream:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         else:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": ANSWER})
 
     return app
@@ -51,5 +69,12 @@ if __name__ == "__main__":
     import uvicorn
 
     port, chunks = int(sys.argv[1]), int(sys.argv[2])
-    uvicorn.run(make_app(chunks), host="127.0.0.1", port=port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False)
+    uvicorn.run(
+        make_app(chunks),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )

@@ -1,0 +1,98 @@
+-- Shared by every limiter script (prepended by the client). All keys of one provider share
+-- the hash tag in KEYS[1] = "ccgate:{provider}:", so each script touches one cluster slot.
+-- Time is Redis's own clock (TIME), in milliseconds, never the caller's.
+local P = KEYS[1]
+local DAY_MS = 86400000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function day_key(now)
+  return P .. 'day:' .. math.floor(now / DAY_MS)
+end
+
+-- Leases whose holder stopped renewing them (a crashed replica) give their slot back.
+local function expire_leases(now)
+  local dead = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)
+  if #dead > 0 then
+    redis.call('ZREM', P .. 'leases', unpack(dead))
+    redis.call('HDEL', P .. 'lease_info', unpack(dead))
+  end
+end
+
+-- Why nothing can be granted now, and in how many ms that may change (0: on a release).
+local function blocked(now, limit, window, conc, daily)
+  local pause = tonumber(redis.call('GET', P .. 'pause') or '0')
+  if pause > now then return 'paused', pause - now end
+  if daily > 0 and tonumber(redis.call('GET', day_key(now)) or '0') >= daily then
+    return 'daily', DAY_MS - (now % DAY_MS)
+  end
+  if conc > 0 and redis.call('ZCARD', P .. 'leases') >= conc then return 'concurrency', 0 end
+  if limit > 0 then
+    redis.call('ZREMRANGEBYSCORE', P .. 'grants', '-inf', now - window)
+    if redis.call('ZCARD', P .. 'grants') >= limit then
+      local oldest = redis.call('ZRANGE', P .. 'grants', 0, 0, 'WITHSCORES')
+      return 'rate', math.max(1, tonumber(oldest[2]) + window - now)
+    end
+  end
+  return nil, 0
+end
+
+local function grant(now, id, user, replica, limit, ttl)
+  if limit > 0 then redis.call('ZADD', P .. 'grants', now, id) end
+  redis.call('ZADD', P .. 'leases', now + ttl, id)
+  redis.call('HSET', P .. 'lease_info', id, user .. '\t' .. replica)
+  local dk = day_key(now)
+  redis.call('INCR', dk)
+  redis.call('PEXPIRE', dk, 2 * DAY_MS)
+end
+
+-- ms until a request with `ahead` others in front of it could be granted (rate and pause).
+local function estimate(now, ahead, limit, window)
+  local wait = math.max(0, tonumber(redis.call('GET', P .. 'pause') or '0') - now)
+  if limit > 0 then
+    local n = redis.call('ZCARD', P .. 'grants')
+    local needed = n + ahead + 1 - limit
+    if needed > 0 then
+      local cycles = math.floor((needed - 1) / limit)
+      local rest = (needed - 1) % limit
+      local anchor = now
+      if rest < n then
+        anchor = tonumber(redis.call('ZRANGE', P .. 'grants', rest, rest, 'WITHSCORES')[2])
+      end
+      wait = math.max(wait, anchor + window * (cycles + 1) - now)
+    end
+  end
+  return wait
+end
+
+-- Grant queued requests, users served round-robin, each user's requests in order. A grant
+-- is pushed to the holder replica's list, where its blocking pop picks it up.
+-- Returns -1 (queue empty), 0 (blocked until a release) or ms until it may move again.
+local function pump(now, limit, window, conc, daily, ttl)
+  while true do
+    local user = redis.call('LINDEX', P .. 'q_users', 0)
+    if not user then return -1 end
+    local reason, wait = blocked(now, limit, window, conc, daily)
+    if reason then return wait end
+    redis.call('LPOP', P .. 'q_users')
+    local qk = P .. 'q:' .. user
+    local id = redis.call('LPOP', qk)
+    if redis.call('LLEN', qk) > 0 then redis.call('RPUSH', P .. 'q_users', user) end
+    if id then
+      local info = redis.call('HGET', P .. 'waiters', id)
+      if info then
+        redis.call('HDEL', P .. 'waiters', id)
+        local replica, deadline = string.match(info, '([^\t]*)\t(.*)')
+        if tonumber(deadline) >= now then
+          grant(now, id, user, replica, limit, ttl)
+          local gk = P .. 'granted:' .. replica
+          redis.call('RPUSH', gk, id)
+          redis.call('PEXPIRE', gk, 120000)
+        end
+      end
+    end
+  end
+end
