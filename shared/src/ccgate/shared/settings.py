@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     provider_rate_window: float = 60.0
     provider_max_concurrency: int = 5
     limiter_queue_timeout: float = 60.0
+    limiter_failure_mode: Literal["local", "open", "closed"] = "local"
+    limiter_replicas: int = 1  # in `local` failure mode each replica enforces 1/N of the quota
+    limiter_lease_ttl: float = 30.0
 
     # Upstream timeouts, seconds (free-claude-code names).
     http_connect_timeout: float = 10.0

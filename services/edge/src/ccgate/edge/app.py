@@ -39,7 +39,16 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 def make_limiter(settings: Settings) -> Limiter:
-    return MemoryLimiter(limits_from(settings))
+    limits_for = limits_from(settings)
+    if not settings.redis_url:
+        return MemoryLimiter(limits_for)
+    from ccgate.limiter.failover import FailoverLimiter
+    from ccgate.limiter.redis import RedisLimiter
+
+    primary = RedisLimiter(settings.redis_url, limits_for, lease_ttl=settings.limiter_lease_ttl)
+    return FailoverLimiter(
+        primary, limits_for, settings.limiter_failure_mode, settings.limiter_replicas
+    )
 
 
 def create_app(settings: Settings | None = None, limiter: Limiter | None = None) -> FastAPI:
@@ -136,7 +145,12 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     @app.get("/readyz")
     async def readyz() -> Response:
         status = await limiter.status()
-        return _json({"status": "ready", "limiter": status.get("backend")})
+        degraded = bool(status.get("degraded"))
+        body = {"status": "degraded" if degraded else "ready", "limiter": status.get("backend")}
+        if degraded:
+            body["failure_mode"] = settings.limiter_failure_mode
+        unready = degraded and settings.limiter_failure_mode == "closed"
+        return _json(body, 503 if unready else 200)
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

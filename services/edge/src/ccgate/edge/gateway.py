@@ -30,6 +30,7 @@ from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
 from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
+from ccgate.limiter.failover import LimiterUnavailable
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.edge")
@@ -124,7 +125,14 @@ class Gateway:
             is_last = position == len(resolved.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
-                admitted = await self.limiter.admit(route.provider, user, deadline)
+                try:
+                    admitted = await self.limiter.admit(route.provider, user, deadline)
+                except LimiterUnavailable:
+                    raise ApiError(
+                        503,
+                        "api_error",
+                        "the shared limiter is unreachable (LIMITER_FAILURE_MODE=closed)",
+                    ) from None
                 if isinstance(admitted, Denied):
                     last = rate_limited(
                         f"{route.provider} quota is in use ({admitted.reason}); "

@@ -22,14 +22,18 @@ local function expire_leases(now)
   end
 end
 
--- Why nothing can be granted now, and in how many ms that may change (0: on a release).
+-- Why nothing can be granted now, and in how many ms that may change by itself.
 local function blocked(now, limit, window, conc, daily)
   local pause = tonumber(redis.call('GET', P .. 'pause') or '0')
   if pause > now then return 'paused', pause - now end
   if daily > 0 and tonumber(redis.call('GET', day_key(now)) or '0') >= daily then
     return 'daily', DAY_MS - (now % DAY_MS)
   end
-  if conc > 0 and redis.call('ZCARD', P .. 'leases') >= conc then return 'concurrency', 0 end
+  if conc > 0 and redis.call('ZCARD', P .. 'leases') >= conc then
+    -- A release pumps at once; the earliest expiry is when a crashed holder's slot returns.
+    local first = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
+    return 'concurrency', math.max(1, tonumber(first[2]) - now + 1)
+  end
   if limit > 0 then
     redis.call('ZREMRANGEBYSCORE', P .. 'grants', '-inf', now - window)
     if redis.call('ZCARD', P .. 'grants') >= limit then
@@ -70,7 +74,7 @@ end
 
 -- Grant queued requests, users served round-robin, each user's requests in order. A grant
 -- is pushed to the holder replica's list, where its blocking pop picks it up.
--- Returns -1 (queue empty), 0 (blocked until a release) or ms until it may move again.
+-- Returns -1 (queue empty) or ms until it may move again by itself (a release pumps too).
 local function pump(now, limit, window, conc, daily, ttl)
   while true do
     local user = redis.call('LINDEX', P .. 'q_users', 0)
