@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -221,6 +222,7 @@ class FakeBackend:
         self._script: deque[Turn] = deque()
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         self.in_flight = 0
         self.max_in_flight = 0
         self.open_streams = 0
@@ -263,6 +265,7 @@ class FakeBackend:
         return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     async def _record(self, request: Request) -> tuple[Turn, dict[str, Any]]:
+        self.arrivals.append(time.monotonic())
         body = json.loads(await request.body())
         self.requests.append(Recorded(request.url.path, dict(request.headers), body))
         return self._next(), body

@@ -66,7 +66,7 @@ class RedisLimiter:
         self._limits: dict[str, ProviderLimits] = {}
         self.replica = replica or secrets.token_hex(6)
         self._ttl_ms = int(lease_ttl * 1000)
-        self._heartbeat = heartbeat
+        self._heartbeat = min(heartbeat, lease_ttl / 3)  # renew well before expiry
         self._held: dict[str, Lease] = {}
         self._loops: dict[str, _ProviderLoop] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
