@@ -144,3 +144,39 @@ def test_killed_replica_gives_its_slot_back(redis_url: RedisServer) -> None:
             assert time.monotonic() - started < 2 + 3  # lease TTL plus scheduling slack
         finally:
             stop(edges)
+
+
+def test_redis_restart_degrades_then_recovers_and_disconnects_free_slots(redis_url: RedisServer) -> None:
+    if not redis_url.owned or redis_url.process is None:
+        pytest.skip("needs a redis-server the tests started themselves (to stop and restart it)")
+    redis_url.flush()
+    body = {"model": "claude-sonnet-4-8", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    with FakeBackend() as backend:
+        edges = start_edges(1, edge_env(backend, redis_url, "restart"))
+        url = edges[0][1]
+        try:
+            # A client that goes away mid-stream frees its slot at once.
+            backend.script(Turn(text="x" * 200, chunk_size=1, delay=0.05))
+            with httpx.stream("POST", url + "/v1/messages", json={**body, "stream": True}, timeout=10) as r:
+                for _ in r.iter_bytes():
+                    break
+            deadline = time.monotonic() + 1.0
+            while leases_in_redis(redis_url) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert leases_in_redis(redis_url) == 0
+
+            redis_url.stop()
+            assert httpx.post(url + "/v1/messages", json=body, timeout=30).status_code == 200
+            assert httpx.get(url + "/readyz", timeout=5).json()["status"] == "degraded"
+            redis_url.start()
+            deadline = time.monotonic() + 15
+            while httpx.get(url + "/readyz", timeout=5).json()["status"] != "ready":
+                assert time.monotonic() < deadline, "the edge did not recover without a restart"
+                httpx.post(url + "/v1/messages", json=body, timeout=30)
+                time.sleep(0.5)
+            assert httpx.post(url + "/v1/messages", json=body, timeout=30).status_code == 200
+            assert leases_in_redis(redis_url) == 0
+        finally:
+            if redis_url.process is None:
+                redis_url.start()
+            stop(edges)
