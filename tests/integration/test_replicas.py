@@ -35,7 +35,9 @@ def start_edges(n: int, env: dict[str, str]) -> list[tuple[subprocess.Popen[byte
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(port)],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         edges.append((process, f"http://127.0.0.1:{port}"))
     for process, url in edges:
@@ -60,7 +62,9 @@ def stop(edges: list[tuple[subprocess.Popen[bytes], str]]) -> None:
         process.wait(15)
 
 
-def edge_env(backend: FakeBackend, redis: RedisServer, provider_tag: str, **extra: str) -> dict[str, str]:
+def edge_env(
+    backend: FakeBackend, redis: RedisServer, provider_tag: str, **extra: str
+) -> dict[str, str]:
     return {
         "MODEL": "openai_compat/m",
         "OPENAI_COMPAT_BASE_URL": backend.url + "/v1",
@@ -85,16 +89,27 @@ def test_four_replicas_eight_users_never_exceed_the_quota(redis_url: RedisServer
     with FakeBackend(default=Turn(text="answer " * 20, chunk_size=20, delay=0.05)) as backend:
         edges = start_edges(4, edge_env(backend, redis_url, "rate"))
         try:
-            body = {"model": "claude-sonnet-4-8", "max_tokens": 50, "stream": True,
-                    "messages": [{"role": "user", "content": "hi"}]}
+            body = {
+                "model": "claude-sonnet-4-8",
+                "max_tokens": 50,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
 
             def user(index: int) -> list[int]:
                 statuses = []
                 with httpx.Client(timeout=90) as client:
                     for burst in range(4):
                         url = edges[(index + burst) % 4][1]
-                        statuses.append(client.post(url + "/v1/messages", json={
-                            **body, "metadata": {"user_id": f'{{"device_id": "user-{index}"}}'}}).status_code)
+                        statuses.append(
+                            client.post(
+                                url + "/v1/messages",
+                                json={
+                                    **body,
+                                    "metadata": {"user_id": f'{{"device_id": "user-{index}"}}'},
+                                },
+                            ).status_code
+                        )
                 return statuses
 
             with ThreadPoolExecutor(8) as pool:
@@ -105,7 +120,9 @@ def test_four_replicas_eight_users_never_exceed_the_quota(redis_url: RedisServer
             assert len(arrivals) == 32
             # Grants are timed on Redis's clock; arrivals at the backend carry a few ms of
             # network jitter, so the window checked here is 50 ms shorter than the quota's.
-            worst = max(sum(1 for t in arrivals if start <= t < start + WINDOW - 0.05) for start in arrivals)
+            worst = max(
+                sum(1 for t in arrivals if start <= t < start + WINDOW - 0.05) for start in arrivals
+            )
             assert worst <= RATE
             assert arrivals[-1] - arrivals[0] >= (32 / RATE - 1) * WINDOW * 0.9
         finally:
@@ -118,12 +135,18 @@ def test_killed_replica_gives_its_slot_back(redis_url: RedisServer) -> None:
         pytest.skip("uses the fixed provider keys of openai_compat; needs a Redis the tests own")
     redis_url.flush()
     with FakeBackend() as backend:
-        env = edge_env(backend, redis_url, "kill", PROVIDER_MAX_CONCURRENCY="1", LIMITER_LEASE_TTL="2")
+        env = edge_env(
+            backend, redis_url, "kill", PROVIDER_MAX_CONCURRENCY="1", LIMITER_LEASE_TTL="2"
+        )
         edges = start_edges(2, env)
         try:
             backend.script(Turn(text="never finishes", stall_after_first=60))
-            body = {"model": "claude-sonnet-4-8", "max_tokens": 50, "stream": True,
-                    "messages": [{"role": "user", "content": "hi"}]}
+            body = {
+                "model": "claude-sonnet-4-8",
+                "max_tokens": 50,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
 
             def hold() -> None:
                 try:
@@ -139,25 +162,35 @@ def test_killed_replica_gives_its_slot_back(redis_url: RedisServer) -> None:
             edges[0][0].send_signal(signal.SIGKILL)
             edges[0][0].wait(10)
             started = time.monotonic()
-            response = httpx.post(edges[1][1] + "/v1/messages", json={**body, "stream": False}, timeout=30)
+            response = httpx.post(
+                edges[1][1] + "/v1/messages", json={**body, "stream": False}, timeout=30
+            )
             assert response.status_code == 200
             assert time.monotonic() - started < 2 + 3  # lease TTL plus scheduling slack
         finally:
             stop(edges)
 
 
-def test_redis_restart_degrades_then_recovers_and_disconnects_free_slots(redis_url: RedisServer) -> None:
+def test_redis_restart_degrades_then_recovers_and_disconnects_free_slots(
+    redis_url: RedisServer,
+) -> None:
     if not redis_url.owned or redis_url.process is None:
         pytest.skip("needs a redis-server the tests started themselves (to stop and restart it)")
     redis_url.flush()
-    body = {"model": "claude-sonnet-4-8", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": "claude-sonnet-4-8",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     with FakeBackend() as backend:
         edges = start_edges(1, edge_env(backend, redis_url, "restart"))
         url = edges[0][1]
         try:
             # A client that goes away mid-stream frees its slot at once.
             backend.script(Turn(text="x" * 200, chunk_size=1, delay=0.05))
-            with httpx.stream("POST", url + "/v1/messages", json={**body, "stream": True}, timeout=10) as r:
+            with httpx.stream(
+                "POST", url + "/v1/messages", json={**body, "stream": True}, timeout=10
+            ) as r:
                 for _ in r.iter_bytes():
                     break
             deadline = time.monotonic() + 1.0
