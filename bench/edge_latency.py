@@ -68,7 +68,13 @@ async def timed_stream(
     return ((first or end) - started) * 1000, (end - started) * 1000
 
 
-async def measure(direct: str, edge: str) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (steadier than wall time on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(direct: str, edge: str, edge_pid: int) -> dict[str, Any]:
     small_direct = {
         "model": "m",
         "messages": [{"role": "user", "content": "hi"}],
@@ -89,6 +95,7 @@ async def measure(direct: str, edge: str) -> dict[str, Any]:
             await client.post(edge, json=small_edge)
         # 1. A whole answer: direct = read the same upstream stream to its end; edge = non-streaming.
         d, e = [], []
+        cpu_before = cpu_seconds(edge_pid)
         for _ in range(SEQUENTIAL):
             d.append((await timed_stream(client, direct, small_direct))[1])
             started = time.perf_counter()
@@ -96,6 +103,10 @@ async def measure(direct: str, edge: str) -> dict[str, Any]:
             assert response.status_code == 200, response.text
             e.append((time.perf_counter() - started) * 1000)
         out["whole_answer"] = {"direct": summary(d), "edge": summary(e)}
+        out["edge_cpu_ms_per_request"] = {
+            "whole_answer": (cpu_seconds(edge_pid) - cpu_before) * 1000 / SEQUENTIAL
+        }
+        cpu_before = cpu_seconds(edge_pid)
         # 2. Streaming: time to first token and to the last byte.
         dt, et, dl, el = [], [], [], []
         for _ in range(SEQUENTIAL):
@@ -106,6 +117,9 @@ async def measure(direct: str, edge: str) -> dict[str, Any]:
             et.append(a)
             el.append(b)
         out["stream_ttft"] = {"direct": summary(dt), "edge": summary(et)}
+        out["edge_cpu_ms_per_request"]["stream"] = (
+            (cpu_seconds(edge_pid) - cpu_before) * 1000 / SEQUENTIAL
+        )
         out["stream_last_byte"] = {"direct": summary(dl), "edge": summary(el)}
         # 3. Concurrency: CONCURRENT clients, whole answers.
         for name, url, body in (
@@ -173,6 +187,9 @@ def write(results: dict[str, Any]) -> None:
             f"Throughput at {CONCURRENT} clients: direct {c['direct']['rps']:.0f} req/s, edge {c['edge']['rps']:.0f} req/s "
             f"({c['edge']['rps'] / c['direct']['rps']:.2f}×).",
             f"Translating a real Claude Code main-loop request (wire capture): {results['translation']['to_openai_us']:.0f} µs.",
+            f"Edge CPU per request ({STREAM_CHUNKS} upstream chunks): whole answer "
+            f"{results['edge_cpu_ms_per_request']['whole_answer']:.2f} ms, stream "
+            f"{results['edge_cpu_ms_per_request']['stream']:.2f} ms.",
             "",
             "Targets (issue 3): added median ≤ 1 ms, added p99 ≤ 3 ms.",
             "",
@@ -210,6 +227,7 @@ def main() -> None:
             measure(
                 f"http://127.0.0.1:{backend_port}/v1/chat/completions",
                 f"http://127.0.0.1:{edge_port}/v1/messages",
+                procs[1].pid,
             )
         )
         results["translation"] = translation_cost()

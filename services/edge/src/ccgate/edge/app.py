@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        gateway.warm_up()
         yield
         await gateway.aclose()
         await limiter.close()

@@ -99,6 +99,12 @@ class Gateway:
             client = self._clients[provider.id] = make_client(provider, self.timeouts)
         return client
 
+    def warm_up(self) -> None:
+        """Create the routed providers' connection pools now, not on the first request."""
+        for routes in self.router.table().values():
+            for route in routes:
+                self.client(self.providers[route.provider])
+
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()

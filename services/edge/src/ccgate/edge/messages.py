@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import orjson
 from ccgate.edge import savers
 from ccgate.edge.auth import caller_identity
 from ccgate.edge.gateway import Gateway, Opened
-from ccgate.edge.sse import PING_FRAME, encode_all, error_frame, with_pings
+from ccgate.edge.sse import EventStreamResponse, encode_all
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
@@ -19,7 +19,7 @@ from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.edge.translate.validate import check_messages_request
 from ccgate.limiter.api import Outcome
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 log = logging.getLogger("ccgate.edge")
 
@@ -71,24 +71,6 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-async def sse_body(opened: Opened, ping_interval: float) -> AsyncIterator[bytes]:
-    outcome: Outcome = "error"
-    try:
-        async for events in with_pings(opened.events(), ping_interval):
-            yield PING_FRAME if events is None else encode_all(events)
-        outcome = "ok"
-    except ApiError as error:
-        # After the first byte the status is sent: the error travels as an SSE event, and the
-        # stream ends without message_stop so Claude Code retries instead of trusting a stub.
-        log.warning("stream from %s failed: %s", opened.route.provider, error)
-        yield error_frame(error)
-    except BaseException:
-        outcome = "cancelled"
-        raise
-    finally:
-        await opened.close(outcome)
-
-
 async def collect(opened: Opened) -> dict[str, Any]:
     assembler = MessageAssembler()
     outcome: Outcome = "error"
@@ -133,11 +115,7 @@ async def handle_messages(request: Request, gateway: Gateway, key_name: str | No
     forward: dict[str, str] = {}
     opened = await until_disconnect(request, gateway.open_message(req, user, estimate, forward))
     if stream:
-        return StreamingResponse(
-            sse_body(opened, gateway.settings.ping_interval),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
+        return EventStreamResponse(opened, gateway.settings.ping_interval, SSE_HEADERS)
     message = await until_disconnect(request, collect(opened))
     return Response(orjson.dumps(message), media_type="application/json")
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+import logging
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.stream import PING, Event
+from ccgate.limiter.api import Outcome
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from ccgate.edge.gateway import Opened
+
+log = logging.getLogger("ccgate.edge")
 
 _PREFIX: dict[str, bytes] = {
     name: f"event: {name}\ndata: ".encode()
@@ -42,40 +49,72 @@ def error_frame(error: ApiError) -> bytes:
     return encode(("error", error.body()))
 
 
-T = TypeVar("T")
-_END: Any = object()
+class EventStreamResponse(Response):
+    """Anthropic events from an open upstream call, written straight to the ASGI `send`.
 
-
-async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
-    """Items from `source`; `None` whenever it has been silent for `interval` seconds.
-
-    The source is read in its own task so that a silent upstream never has its read cancelled
-    (cancelling an HTTP read mid-way would corrupt the stream); only the queue wait times out.
+    No queue and no task per chunk: the upstream is read in the request's own task; a side
+    task sends a `ping` when nothing was written for `ping_interval` seconds, and another
+    watches for the client going away, which cancels the upstream read at once. The
+    limiter lease is released exactly once, whatever happens.
     """
-    queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
 
-    async def produce() -> None:
+    media_type = "text/event-stream"
+
+    def __init__(self, opened: Opened, ping_interval: float, headers: dict[str, str]) -> None:
+        super().__init__(content=b"", headers=headers, media_type=self.media_type)
+        del self.headers["content-length"]
+        self._opened = opened
+        self._interval = ping_interval
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        lock = asyncio.Lock()
+        last_sent = loop.time()
+        main = asyncio.current_task()
+        disconnected = False
+        outcome: Outcome = "error"
+
+        async def write(data: bytes) -> None:
+            nonlocal last_sent
+            async with lock:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            last_sent = loop.time()
+
+        async def watch() -> None:
+            nonlocal disconnected
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected = True
+            assert main is not None
+            main.cancel()
+
+        async def pings() -> None:
+            while True:
+                delay = last_sent + self._interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+                await write(PING_FRAME)
+
+        side = [asyncio.create_task(watch()), asyncio.create_task(pings())]
         try:
-            async for item in source:
-                queue.put_nowait((item, None))
-        except Exception as exc:
-            queue.put_nowait((_END, exc))
-        else:
-            queue.put_nowait((_END, None))
-
-    task = asyncio.create_task(produce())
-    try:
-        while True:
-            try:
-                async with asyncio.timeout(interval):
-                    item, error = await queue.get()
-            except TimeoutError:
-                yield None
-                continue
-            if item is _END:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        task.cancel()
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for events in self._opened.events():
+                await write(encode_all(events))
+            outcome = "ok"
+        except ApiError as error:
+            # After the first byte the status is sent: the error travels as an SSE event and
+            # the stream ends without message_stop, so Claude Code retries instead of
+            # trusting a truncated answer.
+            log.warning("stream from %s failed: %s", self._opened.route.provider, error)
+            await write(error_frame(error))
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            if not disconnected:
+                raise
+        finally:
+            for task in side:
+                task.cancel()
+            await self._opened.close(outcome)
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -122,8 +122,11 @@ async def send(
 
 async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[bytes]:
     """The response body; transport failures mid-stream become Anthropic errors."""
+    # Raw bytes when nothing is compressed: skips httpx's decoder chain on every chunk.
+    identity = response.headers.get("content-encoding", "identity") == "identity"
+    chunks = response.aiter_raw() if identity else response.aiter_bytes()
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks:
             yield chunk
     except httpx.TimeoutException as exc:
         raise overloaded(f"upstream {provider} went silent mid-stream (idle timeout)") from exc

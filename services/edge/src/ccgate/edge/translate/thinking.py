@@ -16,6 +16,10 @@ CLOSE_TAG = "</think>"
 
 def held_back(text: str, markers: tuple[str, ...]) -> int:
     """Length of the longest tail of `text` that is a proper prefix of one of `markers`."""
+    # Fast path for the common chunk: no marker's first character near the end.
+    window = text[-max(len(m) for m in markers) :]
+    if not any(m[0] in window for m in markers):
+        return 0
     longest = 0
     for marker in markers:
         for size in range(min(len(marker) - 1, len(text)), longest, -1):
