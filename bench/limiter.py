@@ -17,7 +17,6 @@ from typing import Any
 from ccgate.limiter.api import Lease, ProviderLimits
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.limiter.redis import RedisLimiter
-
 from tests.redis_server import redis_server
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,6 +77,7 @@ async def accuracy(url: str, provider: str) -> dict[str, Any]:
     """4 replicas, 8 users hammering a 40 req/s quota with cap 6 for 5 s. Grant times are
     read from Redis's own log (its clock decides), by polling the window's sorted set."""
     import redis.asyncio as aioredis
+
     from ccgate.limiter.redis import prefix
 
     rate, window, cap, seconds = 40, 1.0, 6, 5.0

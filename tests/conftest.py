@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from ccgate.edge.app import create_app
 from ccgate.shared.settings import Settings
-
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ccgate.edge.app import create_app
 from ccgate.shared.settings import Settings
-
 from tests.conftest import backend_env
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import redis as redis_sync
+
 from ccgate.limiter.api import Denied, Lease, Limiter, ProviderLimits
 from ccgate.limiter.failover import FailoverLimiter
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.limiter.redis import RedisLimiter
-
 from tests.redis_server import RedisServer, redis_server
 
 Factory = Callable[[ProviderLimits], Limiter]

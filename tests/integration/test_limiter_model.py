@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 import pytest
-from ccgate.limiter.api import Denied, Lease, Limiter, ProviderLimits
-from ccgate.limiter.memory import MemoryLimiter
-from ccgate.limiter.redis import RedisLimiter
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ccgate.limiter.api import Denied, Lease, Limiter, ProviderLimits
+from ccgate.limiter.memory import MemoryLimiter
+from ccgate.limiter.redis import RedisLimiter
 from tests.redis_server import RedisServer, redis_server
 
 RATE, CONCURRENCY = 5, 2

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.savers import command_prefix, local_answer, title_for
 from ccgate.edge.translate.errors import from_upstream, parse_retry_after
@@ -13,8 +16,6 @@ from ccgate.edge.translate.text_tools import TextPiece, TextToolParser, ToolPiec
 from ccgate.edge.translate.thinking import ThinkSplitter
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.shared.settings import Settings
-from hypothesis import given
-from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -149,3 +150,29 @@ def test_token_count_is_close_to_the_estimate_on_claude_code_requests() -> None:
         size = len(json.dumps(body, separators=(",", ":")).encode())
         assert exact > 500
         assert 0.6 < estimate_tokens(size) / exact < 1.6
+
+
+def test_json_logs_carry_trace_and_span_ids() -> None:
+    import io
+    import logging
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ccgate.shared.logging import JsonFormatter
+    from ccgate.shared.telemetry import TraceIdFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(TraceIdFilter())
+    logger = logging.getLogger("ccgate.test-json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("work") as span:
+        logger.info("inside %s", "a span")
+    logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["msg"] == "inside a span"
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["span_id"] == format(span.get_span_context().span_id, "016x")

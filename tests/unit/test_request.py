@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.request import to_openai
 from ccgate.edge.translate.target import Quirks, Target

@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.jsonfix import INVALID_KEY, parse_arguments
@@ -15,9 +18,6 @@ from ccgate.edge.translate.stream import (
     StreamOptions,
     StreamTranslator,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.fakes.backend import Turn, openai_chunks
 from tests.sse_grammar import check_grammar
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from ccgate.edge.cli import app as edge_app
 from ccgate.edge.cli import limiter_app
 

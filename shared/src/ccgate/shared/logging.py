@@ -34,6 +34,9 @@ def setup_logging(level: str = "INFO", json: bool = False) -> None:
         if json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    from ccgate.shared.telemetry import TraceIdFilter
+
+    handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

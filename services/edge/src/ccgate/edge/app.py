@@ -9,6 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ccgate.edge import metrics
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
@@ -16,10 +22,6 @@ from ccgate.edge.translate.errors import ApiError
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.shared.settings import Settings
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 log = logging.getLogger("ccgate.edge")
 
@@ -152,6 +154,12 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
             body["failure_mode"] = settings.limiter_failure_mode
         unready = degraded and settings.limiter_failure_mode == "closed"
         return _json(body, 503 if unready else 200)
+
+    @app.get("/metrics")
+    async def metrics_route() -> Response:
+        metrics.refresh_limiter_gauges(await limiter.status())
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.errors import ApiError
 
 

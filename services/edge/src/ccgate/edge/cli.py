@@ -11,6 +11,7 @@ from typing import Annotated
 import httpx
 import orjson
 import typer
+
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.server import is_loopback, startup_report
@@ -46,6 +47,11 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its samples here; /metrics adds them up.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccgate-metrics-")
     typer.echo(f"ccgate edge on http://{host}:{port} ({workers} worker(s))", err=True)
     for line in report:
         typer.echo(line, err=True)

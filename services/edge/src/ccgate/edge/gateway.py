@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ccgate.edge import metrics
 from ccgate.edge.providers import anthropic_native, openai_compat
 from ccgate.edge.providers.base import (
     CallInfo,
@@ -25,13 +29,16 @@ from ccgate.edge.providers.base import (
 )
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Resolved, Route, Router
+from ccgate.edge.tracing import MemoryToolSpanIndex, RedisToolSpanIndex, RequestTrace, ToolSpanIndex
 from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
 from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
 from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
 from ccgate.limiter.failover import LimiterUnavailable
+from ccgate.shared.redis import connect
 from ccgate.shared.settings import Settings
+from ccgate.shared.telemetry import tracing_configured
 
 log = logging.getLogger("ccgate.edge")
 
@@ -47,7 +54,12 @@ class Opened:
     route: Route
     limiter: Limiter
     attempts: int
+    trace: RequestTrace
+    span: Span  # this attempt's `chat {model}` span
+    tool_index: ToolSpanIndex
     started: float = field(default_factory=time.monotonic)
+    error: ApiError | None = None
+    completion: list[str] = field(default_factory=list)
     _closed: bool = False
 
     @property
@@ -56,6 +68,13 @@ class Opened:
 
     def events(self) -> AsyncIterator[list[Event]]:
         return self.call.events()
+
+    def observe(self, events: list[Event]) -> None:
+        """Completion text for the span — only when content capture is on."""
+        if self.trace.capture_content:
+            for name, data in events:
+                if name == "content_block_delta" and data["delta"].get("type") == "text_delta":
+                    self.completion.append(data["delta"]["text"])
 
     async def close(self, outcome: Outcome) -> None:
         if self._closed:
@@ -69,6 +88,57 @@ class Opened:
             await self.call.aclose()
         finally:
             await self.limiter.release(self.lease, outcome)
+            await self._record(outcome)
+
+    async def _record(self, outcome: Outcome) -> None:
+        info, span, provider = self.info, self.span, self.route.provider
+        now = time.monotonic()
+        status = "200" if outcome == "ok" else ("499" if outcome == "cancelled" else "error")
+        metrics.REQUESTS.labels(provider, self.route.model, status).inc()
+        metrics.DURATION.labels(provider).observe(now - self.started)
+        if info.first_token_at is not None:
+            metrics.TTFT.labels(provider).observe(info.first_token_at - self.started)
+        if info.input_tokens:
+            metrics.TOKENS.labels(provider, "input").inc(info.input_tokens)
+        if info.output_tokens:
+            metrics.TOKENS.labels(provider, "output").inc(info.output_tokens)
+        if not span.is_recording():
+            span.end()
+            self.trace.end()
+            return
+        wall_ns = time.time_ns()
+        if info.first_token_at is not None:
+            at = wall_ns - int((now - info.first_token_at) * 1e9)
+            span.add_event("gen_ai.first_token", timestamp=at)
+        attributes: dict[str, Any] = {
+            "gen_ai.response.model": info.response_model or self.route.model,
+            "gen_ai.usage.input_tokens": info.input_tokens or 0,
+            "gen_ai.usage.output_tokens": info.output_tokens or 0,
+        }
+        if info.stop_reason:
+            attributes["gen_ai.response.finish_reasons"] = [info.stop_reason]
+        if info.tool_calls:
+            attributes["gen_ai.response.tool_calls"] = [name for _, name in info.tool_calls]
+            for call_id, name in info.tool_calls:
+                span.add_event(
+                    "gen_ai.tool.call", {"gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id}
+                )
+            await self.tool_index.remember(
+                [cid for cid, _ in info.tool_calls], span.get_span_context()
+            )
+        if self.completion:
+            attributes["gen_ai.completion"] = "".join(self.completion)[:8000]
+        span.set_attributes(attributes)
+        span.add_event("gen_ai.stream.end", {"ccgate.outcome": outcome})
+        if outcome == "cancelled":
+            span.set_attribute("ccgate.client_disconnected", True)
+            self.trace.span.set_attribute("ccgate.client_disconnected", True)
+        elif self.error is not None:
+            span.set_attribute("error.type", self.error.type)
+            span.set_status(Status(StatusCode.ERROR, self.error.message[:300]))
+            self.trace.fail(self.error.type, self.error.message)
+        span.end()
+        self.trace.end()
 
 
 def limits_from(settings: Settings) -> Any:
@@ -92,11 +162,21 @@ class Gateway:
             write=settings.http_write_timeout,
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self.tracing = tracing_configured()
+        self.tool_index: ToolSpanIndex = (
+            RedisToolSpanIndex(connect(settings.redis_url))
+            if settings.redis_url
+            else MemoryToolSpanIndex()
+        )
 
     def client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider.id)
         if client is None:
             client = self._clients[provider.id] = make_client(provider, self.timeouts)
+            if self.tracing:  # the HTTP client span, and traceparent to the backend
+                from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+                HTTPXClientInstrumentor.instrument_client(client)
         return client
 
     def warm_up(self) -> None:
@@ -111,7 +191,12 @@ class Gateway:
         self._clients.clear()
 
     async def open_message(
-        self, req: dict[str, Any], user: str, input_estimate: int, headers: dict[str, str]
+        self,
+        req: dict[str, Any],
+        user: str,
+        input_estimate: int,
+        headers: dict[str, str],
+        rtrace: RequestTrace,
     ) -> Opened:
         resolved = self.router.resolve(req["model"])
         deadline = time.monotonic() + self.settings.limiter_queue_timeout
@@ -131,14 +216,7 @@ class Gateway:
             is_last = position == len(resolved.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
-                try:
-                    admitted = await self.limiter.admit(route.provider, user, deadline)
-                except LimiterUnavailable:
-                    raise ApiError(
-                        503,
-                        "api_error",
-                        "the shared limiter is unreachable (LIMITER_FAILURE_MODE=closed)",
-                    ) from None
+                admitted = await self._admit(route.provider, user, deadline, rtrace)
                 if isinstance(admitted, Denied):
                     last = rate_limited(
                         f"{route.provider} quota is in use ({admitted.reason}); "
@@ -146,13 +224,33 @@ class Gateway:
                         admitted.retry_after,
                     )
                     break
+                span = rtrace.child(
+                    f"chat {route.model}",
+                    SpanKind.CLIENT,
+                    {
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.provider.name": route.provider,
+                        "gen_ai.request.model": route.model,
+                        "gen_ai.request.max_tokens": int(req.get("max_tokens") or 0),
+                        "ccgate.attempt": attempts,
+                        "ccgate.fallback_position": position,
+                    },
+                )
                 try:
-                    call = await self._open(provider, route, resolved, req, input_estimate, headers)
+                    with trace.use_span(span, end_on_exit=False):
+                        call = await self._open(
+                            provider, route, resolved, req, input_estimate, headers
+                        )
                 except UpstreamFailure as failure:
                     error = failure.error
                     outcome: Outcome = "rate_limited" if error.status == 429 else "error"
                     await self.limiter.release(admitted, outcome)
+                    metrics.UPSTREAM_ERRORS.labels(route.provider, error.type).inc()
+                    span.set_attribute("error.type", error.type)
+                    span.set_status(Status(StatusCode.ERROR, error.message[:300]))
+                    span.end()
                     if error.status == 429:
+                        metrics.UPSTREAM_429.labels(route.provider).inc()
                         await self.limiter.report_429(route.provider, error.retry_after)
                     log.warning("upstream %s/%s failed: %s", route.provider, route.model, error)
                     last = error
@@ -163,11 +261,61 @@ class Gateway:
                         continue  # the limiter holds us until the provider's pause is over
                     break
                 except BaseException:
+                    span.set_attribute("ccgate.client_disconnected", True)
+                    span.end()
                     await asyncio.shield(self.limiter.release(admitted, "cancelled"))
                     raise
-                return Opened(call, admitted, route, self.limiter, attempts)
+                return Opened(
+                    call, admitted, route, self.limiter, attempts, rtrace, span, self.tool_index
+                )
         assert last is not None
         raise last
+
+    async def _admit(
+        self, provider: str, user: str, deadline: float, rtrace: RequestTrace
+    ) -> Lease | Denied:
+        span = rtrace.child("limiter.admit", attributes={"ccgate.provider": provider})
+        started = time.monotonic()
+        try:
+            try:
+                admitted = await self.limiter.admit(provider, user, deadline)
+            except LimiterUnavailable:
+                raise ApiError(
+                    503,
+                    "api_error",
+                    "the shared limiter is unreachable (LIMITER_FAILURE_MODE=closed)",
+                ) from None
+        except BaseException as exc:
+            span.set_attribute(
+                "ccgate.limiter.outcome", "error" if isinstance(exc, Exception) else "cancelled"
+            )
+            span.end()
+            raise
+        waited = time.monotonic() - started
+        metrics.WAITS.labels(provider).observe(waited)
+        if isinstance(admitted, Denied):
+            metrics.ADMISSIONS.labels(provider, "denied").inc()
+            span.set_attributes(
+                {
+                    "ccgate.limiter.outcome": "denied",
+                    "ccgate.limiter.reason": admitted.reason,
+                    "ccgate.limiter.retry_after_s": admitted.retry_after,
+                    "ccgate.limiter.wait_s": waited,
+                }
+            )
+        else:
+            metrics.ADMISSIONS.labels(
+                provider, "queued" if admitted.queue_position or admitted.waited else "granted"
+            ).inc()
+            span.set_attributes(
+                {
+                    "ccgate.limiter.outcome": "granted",
+                    "ccgate.limiter.wait_s": waited,
+                    "ccgate.limiter.queue_position": admitted.queue_position,
+                }
+            )
+        span.end()
+        return admitted
 
     async def _open(
         self,

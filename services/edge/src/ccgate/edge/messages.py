@@ -8,18 +8,20 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import orjson
-from ccgate.edge import savers
-from ccgate.edge.auth import caller_identity
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ccgate.edge import metrics, savers
+from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.sse import EventStreamResponse, encode_all
+from ccgate.edge.tracing import failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.edge.translate.validate import check_messages_request
 from ccgate.limiter.api import Outcome
-from starlette.requests import Request
-from starlette.responses import Response
 
 log = logging.getLogger("ccgate.edge")
 
@@ -77,8 +79,12 @@ async def collect(opened: Opened) -> dict[str, Any]:
     try:
         async for events in opened.events():
             assembler.add(events)
+            opened.observe(events)
         outcome = "ok"
         return assembler.message
+    except ApiError as error:
+        opened.error = error
+        raise
     except BaseException as exc:
         outcome = "error" if isinstance(exc, Exception) else "cancelled"
         raise
@@ -102,7 +108,7 @@ async def handle_messages(request: Request, gateway: Gateway, key_name: str | No
     saved = savers.local_answer(req, gateway.settings)
     if saved is not None:
         name, text = saved
-        log.debug("answered %s locally", name)
+        metrics.SAVED.labels(name).inc()
         events = local_events(req, text, estimate)
         if stream:
             return Response(encode_all(events), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -112,8 +118,30 @@ async def handle_messages(request: Request, gateway: Gateway, key_name: str | No
 
     client_host = request.client.host if request.client else None
     user = caller_identity(req, key_name, client_host)
-    forward: dict[str, str] = {}
-    opened = await until_disconnect(request, gateway.open_message(req, user, estimate, forward))
+    rtrace = await start_request_trace(
+        request.headers,
+        req,
+        user,
+        session_id(req, request.headers),
+        stream,
+        gateway.tool_index,
+        gateway.settings.ccgate_trace_content,
+    )
+    for call in failed_tool_calls(req):
+        metrics.TOOL_ERRORS.labels(call.name or "unknown").inc()
+    try:
+        opened = await until_disconnect(
+            request, gateway.open_message(req, user, estimate, {}, rtrace)
+        )
+    except ApiError as error:
+        metrics.REQUESTS.labels("none", "none", str(error.status)).inc()
+        rtrace.fail(error.type, error.message)
+        rtrace.end()
+        raise
+    except BaseException:
+        rtrace.span.set_attribute("ccgate.client_disconnected", True)
+        rtrace.end()
+        raise
     if stream:
         return EventStreamResponse(opened, gateway.settings.ping_interval, SSE_HEADERS)
     message = await until_disconnect(request, collect(opened))

@@ -13,6 +13,7 @@ import shlex
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.request import system_text
 from ccgate.shared.settings import Settings
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import ipaddress
 
+from fastapi import FastAPI
+
 from ccgate.edge.app import create_app
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
 from ccgate.shared.logging import setup_logging
 from ccgate.shared.settings import Settings
-from fastapi import FastAPI
+from ccgate.shared.telemetry import setup_tracing
 
 
 def app_factory() -> FastAPI:
     """What each uvicorn worker calls: settings come from the environment and `.env`."""
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
+    setup_tracing()
     return create_app(settings)
 
 

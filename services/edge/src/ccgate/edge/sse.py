@@ -7,10 +7,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.responses import Response
+
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.stream import PING, Event
 from ccgate.limiter.api import Outcome
-from starlette.responses import Response
 
 if TYPE_CHECKING:
     from ccgate.edge.gateway import Opened
@@ -101,8 +102,10 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for events in self._opened.events():
                 await write(encode_all(events))
+                self._opened.observe(events)
             outcome = "ok"
         except ApiError as error:
+            self._opened.error = error
             # After the first byte the status is sent: the error travels as an SSE event and
             # the stream ends without message_stop, so Claude Code retries instead of
             # trusting a truncated answer.

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
-from ccgate.limiter.memory import MemoryLimiter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
+from ccgate.limiter.memory import MemoryLimiter
 
 log = logging.getLogger("ccgate.limiter")
 

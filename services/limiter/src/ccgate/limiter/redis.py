@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits
+from ccgate.shared.redis import connect
 
 log = logging.getLogger("ccgate.limiter")
 
@@ -60,7 +62,7 @@ class RedisLimiter:
         heartbeat: float = 10.0,
     ) -> None:
         self._url = redis_url
-        self._redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self._redis = connect(redis_url)
         self._scripts = _load_scripts(self._redis)
         self._limits_for = limits_for
         self._limits: dict[str, ProviderLimits] = {}
@@ -182,12 +184,12 @@ class RedisLimiter:
     async def _listen(self, provider: str) -> None:
         """This replica's grants for `provider`, by blocking pop on its own list."""
         key = prefix(provider) + "granted:" + self.replica
-        conn = Redis.from_url(self._url, socket_timeout=None, socket_connect_timeout=2)
+        conn = connect(self._url, blocking=True)
         loop = self._loops[provider]
         try:
             while True:
                 try:
-                    item = await conn.blpop([key], timeout=5)
+                    item = await conn.blpop([key], timeout=5)  # type: ignore[misc]
                 except Exception as exc:
                     log.warning("limiter listener for %s: %s", provider, type(exc).__name__)
                     await asyncio.sleep(1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+
 from ccgate.edge.providers.base import CallInfo, Timeouts, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError

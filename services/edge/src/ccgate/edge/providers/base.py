@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
+
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
 from ccgate.edge.translate.stream import Event

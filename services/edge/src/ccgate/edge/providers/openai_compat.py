@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+
 from ccgate.edge.providers.base import CallInfo, Timeouts, UpstreamFailure, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError

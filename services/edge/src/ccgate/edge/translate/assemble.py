@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.stream import Event
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.errors import invalid_request
 from ccgate.edge.translate.target import Target
 

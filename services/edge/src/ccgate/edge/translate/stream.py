@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.errors import ApiError, from_stream_error
 from ccgate.edge.translate.jsonfix import parse_arguments
 from ccgate.edge.translate.sse_decode import SSEDecoder

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.thinking import held_back
 
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+
 from ccgate.edge.translate.request import system_text
 
 IMAGE_DEFAULT_TOKENS = 1600
