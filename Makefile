@@ -7,7 +7,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
 
-.PHONY: serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv
+.PHONY: serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -36,9 +36,18 @@ pytest: deps redis-deps e2e-deps
 
 test: lint typecheck pytest
 
-bench: deps
+bench: deps redis-deps
 	$(UV) run --frozen python -m bench.edge_latency
+	$(UV) run --frozen python -m bench.limiter
 
 test-cc-latest: deps
 	cd tests/e2e && rm -rf /tmp/ccgate-cc-latest && mkdir -p /tmp/ccgate-cc-latest && npm install --prefix /tmp/ccgate-cc-latest --no-audit --no-fund @anthropic-ai/claude-code@latest
 	CLAUDE_BIN=/tmp/ccgate-cc-latest/node_modules/.bin/claude $(UV) run --frozen pytest -q tests/e2e
+
+# Needs a Docker engine (a developer's laptop); not part of `make test`.
+compose-smoke: e2e-deps
+	docker compose -f deploy/docker-compose.yml up -d --build --wait
+	ANTHROPIC_BASE_URL=http://localhost:8082 ANTHROPIC_API_KEY=local CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
+		tests/e2e/node_modules/.bin/claude -p "Reply with the single word: pong" --output-format json | tee /tmp/ccgate-smoke.json
+	grep -q '"is_error":false' /tmp/ccgate-smoke.json
+	docker compose -f deploy/docker-compose.yml down
