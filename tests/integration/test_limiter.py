@@ -244,3 +244,32 @@ async def test_failover_to_local_and_back(redis_url: RedisServer) -> None:
         if redis_url.process is None:
             redis_url.start()
         await limiter.close()
+
+
+async def test_user_limits_sit_on_top_of_the_provider_quota(make: Factory) -> None:
+    from ccgate.limiter.api import UserLimits
+
+    limiter, p = make(ProviderLimits(100, 60.0, 10)), provider()
+    ana = UserLimits(rpm=2)
+    assert isinstance(await limiter.admit(p, "ana", soon(0), ana), Lease)
+    assert isinstance(await limiter.admit(p, "ana", soon(0), ana), Lease)
+    denied = await limiter.admit(p, "ana", soon(0.1), ana)
+    assert isinstance(denied, Denied) and denied.reason == "user_rate"
+    assert 50 <= denied.retry_after <= 61
+    assert isinstance(await limiter.admit(p, "bo", soon(0)), Lease)  # others are not held back
+
+
+async def test_user_concurrency_does_not_block_other_users(make: Factory) -> None:
+    from ccgate.limiter.api import UserLimits
+
+    limiter, p = make(ProviderLimits(0, 1.0, 5)), provider()
+    one = UserLimits(max_concurrency=1)
+    first = await limiter.admit(p, "ana", soon(0), one)
+    assert isinstance(first, Lease)
+    second = asyncio.create_task(limiter.admit(p, "ana", soon(5), one))
+    await asyncio.sleep(0.2)
+    assert not second.done()
+    other = await limiter.admit(p, "bo", soon(1))  # queued behind ana, yet served at once
+    assert isinstance(other, Lease)
+    await limiter.release(first, "ok")
+    assert isinstance(await asyncio.wait_for(second, 3), Lease)

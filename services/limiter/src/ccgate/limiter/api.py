@@ -22,6 +22,21 @@ class ProviderLimits:
 
 
 @dataclass(frozen=True)
+class UserLimits:
+    """A team key's own share, on top of the provider quota (per provider it routes to)."""
+
+    rpm: int = 0  # requests per minute; 0 = no own limit
+    max_concurrency: int = 0  # own in-flight cap; 0 = none
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rpm or self.max_concurrency)
+
+
+USER_WINDOW = 60.0  # seconds: the per-user rate window (requests per minute)
+
+
+@dataclass(frozen=True)
 class Lease:
     id: str
     provider: str
@@ -33,13 +48,16 @@ class Lease:
 @dataclass(frozen=True)
 class Denied:
     retry_after: float
-    reason: Literal["rate", "concurrency", "paused", "daily", "timeout"]
+    reason: Literal["rate", "concurrency", "paused", "daily", "timeout", "user_rate", "user_concurrency"]
     detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Limiter(Protocol):
-    async def admit(self, provider: str, user: str, deadline: float) -> Lease | Denied:
-        """Wait for a slot until `deadline` (a `time.monotonic()` value)."""
+    async def admit(
+        self, provider: str, user: str, deadline: float, user_limits: UserLimits | None = None
+    ) -> Lease | Denied:
+        """Wait for a slot until `deadline` (a `time.monotonic()` value); `user_limits` adds
+        the caller's own share on top of the provider quota, in the same decision."""
         ...
 
     async def release(self, lease: Lease, outcome: Outcome) -> None: ...

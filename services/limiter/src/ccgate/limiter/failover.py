@@ -18,7 +18,7 @@ from typing import Any, Literal
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
+from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
 from ccgate.limiter.memory import MemoryLimiter
 
 log = logging.getLogger("ccgate.limiter")
@@ -71,10 +71,12 @@ class FailoverLimiter:
             )
         self._down_until = time.monotonic() + self._retry_after
 
-    async def admit(self, provider: str, user: str, deadline: float) -> Lease | Denied:
+    async def admit(
+        self, provider: str, user: str, deadline: float, user_limits: UserLimits | None = None
+    ) -> Lease | Denied:
         if not self.degraded:
             try:
-                return await self.primary.admit(provider, user, deadline)
+                return await self.primary.admit(provider, user, deadline, user_limits)
             except REDIS_DOWN as exc:
                 self._trip(exc)
         if self.mode == "closed":
@@ -83,7 +85,7 @@ class FailoverLimiter:
             lease = Lease("open-" + str(time.monotonic_ns()), provider, user)
             self._local_leases.add(lease.id)
             return lease
-        result = await self.local.admit(provider, user, deadline)
+        result = await self.local.admit(provider, user, deadline, user_limits)
         if isinstance(result, Lease):
             self._local_leases.add(result.id)
         return result

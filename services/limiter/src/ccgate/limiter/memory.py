@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits
+from ccgate.limiter.api import USER_WINDOW, Denied, Lease, Outcome, ProviderLimits, UserLimits
 
 
 def seconds_to_utc_midnight(now: float | None = None) -> float:
@@ -53,6 +53,9 @@ class _ProviderState:
     queues: dict[str, deque[_Waiter]] = field(default_factory=dict)
     order: deque[str] = field(default_factory=deque)
     timer: asyncio.TimerHandle | None = None
+    user_limits: dict[str, UserLimits] = field(default_factory=dict)
+    user_grants: dict[str, deque[float]] = field(default_factory=dict)
+    user_in_flight: dict[str, int] = field(default_factory=dict)
 
     def waiting(self) -> int:
         return sum(len(q) for q in self.queues.values())
@@ -98,6 +101,22 @@ class MemoryLimiter:
                 return "rate", state.grants[0] + limits.rate_window - now
         return None
 
+    @staticmethod
+    def _user_blocked(state: _ProviderState, user: str, now: float) -> tuple[str, float] | None:
+        """The user's own limits: why they block, and for how long (0: until a release)."""
+        limits = state.user_limits.get(user)
+        if limits is None or not limits.active:
+            return None
+        if limits.max_concurrency and state.user_in_flight.get(user, 0) >= limits.max_concurrency:
+            return "user_concurrency", 0.0
+        if limits.rpm:
+            grants = state.user_grants.setdefault(user, deque())
+            while grants and grants[0] <= now - USER_WINDOW:
+                grants.popleft()
+            if len(grants) >= limits.rpm:
+                return "user_rate", grants[0] + USER_WINDOW - now
+        return None
+
     def _grant(
         self,
         state: _ProviderState,
@@ -112,6 +131,11 @@ class MemoryLimiter:
         if state.limits.rate_limit:
             state.grants.append(now)
         state.day_count += 1
+        limits = state.user_limits.get(user)
+        if limits is not None and limits.active:
+            state.user_in_flight[user] = state.user_in_flight.get(user, 0) + 1
+            if limits.rpm:
+                state.user_grants.setdefault(user, deque()).append(now)
         return lease
 
     def _estimate(self, state: _ProviderState, now: float, ahead: int) -> float:
@@ -129,18 +153,25 @@ class MemoryLimiter:
         return wait
 
     # -- protocol ------------------------------------------------------------------------
-    async def admit(self, provider: str, user: str, deadline: float) -> Lease | Denied:
+    async def admit(
+        self, provider: str, user: str, deadline: float, user_limits: UserLimits | None = None
+    ) -> Lease | Denied:
         state = self._state(provider)
+        if user_limits is not None:
+            state.user_limits[user] = user_limits
         now = time.monotonic()
         ahead = state.waiting()
         blocked = self._blocked_for(state, now)
-        if blocked is None and ahead == 0:
+        own = self._user_blocked(state, user, now)
+        if blocked is None and own is None and ahead == 0:
             return self._grant(state, provider, user, now, 0.0, 0)
         if blocked is not None and blocked[0] == "daily":
             return Denied(blocked[1], "daily", {"limit": state.limits.daily_limit})
         estimate = self._estimate(state, now, ahead)
+        if own is not None:
+            estimate = max(estimate, own[1])
         if estimate > deadline - now:
-            reason = blocked[0] if blocked else "rate"
+            reason = own[0] if own and own[1] >= estimate else (blocked[0] if blocked else "rate")
             return Denied(max(1.0, estimate), reason, {"queued": ahead})  # type: ignore[arg-type]
         loop = asyncio.get_running_loop()
         waiter = _Waiter(user, loop.create_future(), now, ahead)
@@ -180,14 +211,28 @@ class MemoryLimiter:
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
+        loop = asyncio.get_running_loop()
         while state.order:
             now = time.monotonic()
             blocked = self._blocked_for(state, now)
             if blocked is not None:
                 if blocked[1] > 0:
-                    loop = asyncio.get_running_loop()
                     state.timer = loop.call_later(blocked[1] + 0.001, self._pump, provider)
                 return  # concurrency: the next release pumps again
+            # Round-robin over users; a user held back by their own limits keeps their place
+            # in line but does not hold up the others.
+            own_waits = []
+            for _ in range(len(state.order)):
+                own = self._user_blocked(state, state.order[0], now)
+                if own is None:
+                    break
+                own_waits.append(own[1])
+                state.order.rotate(-1)
+            else:
+                positive = [w for w in own_waits if w > 0]
+                if positive:
+                    state.timer = loop.call_later(min(positive) + 0.001, self._pump, provider)
+                return
             user = state.order.popleft()
             queue = state.queues[user]
             waiter = queue.popleft()
@@ -205,6 +250,8 @@ class MemoryLimiter:
         state = self._state(lease.provider)
         if state.in_flight.pop(lease.id, None) is None:
             return  # released twice, or already expired: nothing to give back
+        if state.user_in_flight.get(lease.user):
+            state.user_in_flight[lease.user] -= 1
         if outcome == "ok":
             state.consecutive_429 = 0
         self._pump(lease.provider)

@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits
+from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits, UserLimits
 from ccgate.shared.redis import connect
 
 log = logging.getLogger("ccgate.limiter")
@@ -104,7 +104,10 @@ class RedisLimiter:
         return loop
 
     # -- protocol ------------------------------------------------------------------------
-    async def admit(self, provider: str, user: str, deadline: float) -> Lease | Denied:
+    async def admit(
+        self, provider: str, user: str, deadline: float, user_limits: UserLimits | None = None
+    ) -> Lease | Denied:
+        own = user_limits or UserLimits()
         lease_id = secrets.token_hex(10)
         budget_ms = max(0, int((deadline - time.monotonic()) * 1000))
         limit, window, conc, daily, ttl = self._rule_args(provider)
@@ -114,7 +117,7 @@ class RedisLimiter:
         result = await self._run(
             "admit",
             provider,
-            [lease_id, user, self.replica, limit, window, conc, daily, ttl, budget_ms],
+            [lease_id, user, self.replica, limit, window, conc, daily, ttl, budget_ms, own.rpm, own.max_concurrency],
         )
         code = int(result[0])
         if code == 1:

@@ -3,6 +3,7 @@
 -- Time is Redis's own clock (TIME), in milliseconds, never the caller's.
 local P = KEYS[1]
 local DAY_MS = 86400000
+local USER_WINDOW = 60000
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -13,13 +14,50 @@ local function day_key(now)
   return P .. 'day:' .. math.floor(now / DAY_MS)
 end
 
+-- A team key's own limits, stored when it asks: "rpm<TAB>max_concurrency".
+local function user_limits(user)
+  local raw = redis.call('HGET', P .. 'ulimits', user)
+  if not raw then return 0, 0 end
+  local rpm, conc = string.match(raw, '(%d+)\t(%d+)')
+  return tonumber(rpm), tonumber(conc)
+end
+
+local function user_blocked(now, user)
+  local rpm, conc = user_limits(user)
+  if conc > 0 and tonumber(redis.call('HGET', P .. 'u_inflight', user) or '0') >= conc then
+    return 'user_concurrency', 0
+  end
+  if rpm > 0 then
+    local k = P .. 'ug:' .. user
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - USER_WINDOW)
+    if redis.call('ZCARD', k) >= rpm then
+      local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+      return 'user_rate', math.max(1, tonumber(oldest[2]) + USER_WINDOW - now)
+    end
+  end
+  return nil, 0
+end
+
+-- Remove leases from the ledger, giving each holder's own in-flight count back.
+local function drop_leases(ids)
+  for _, id in ipairs(ids) do
+    local info = redis.call('HGET', P .. 'lease_info', id)
+    if info then
+      local user = string.match(info, '([^\t]*)\t')
+      if user and tonumber(redis.call('HGET', P .. 'u_inflight', user) or '0') > 0 then
+        redis.call('HINCRBY', P .. 'u_inflight', user, -1)
+      end
+    end
+  end
+  if #ids > 0 then
+    redis.call('ZREM', P .. 'leases', unpack(ids))
+    redis.call('HDEL', P .. 'lease_info', unpack(ids))
+  end
+end
+
 -- Leases whose holder stopped renewing them (a crashed replica) give their slot back.
 local function expire_leases(now)
-  local dead = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)
-  if #dead > 0 then
-    redis.call('ZREM', P .. 'leases', unpack(dead))
-    redis.call('HDEL', P .. 'lease_info', unpack(dead))
-  end
+  drop_leases(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now))
 end
 
 -- Why nothing can be granted now, and in how many ms that may change by itself.
@@ -51,6 +89,14 @@ local function grant(now, id, user, replica, limit, ttl)
   local dk = day_key(now)
   redis.call('INCR', dk)
   redis.call('PEXPIRE', dk, 2 * DAY_MS)
+  local rpm, conc = user_limits(user)
+  if rpm > 0 or conc > 0 then
+    redis.call('HINCRBY', P .. 'u_inflight', user, 1)
+    if rpm > 0 then
+      redis.call('ZADD', P .. 'ug:' .. user, now, id)
+      redis.call('PEXPIRE', P .. 'ug:' .. user, USER_WINDOW)
+    end
+  end
 end
 
 -- ms until a request with `ahead` others in front of it could be granted (rate and pause).
@@ -77,10 +123,22 @@ end
 -- Returns -1 (queue empty) or ms until it may move again by itself (a release pumps too).
 local function pump(now, limit, window, conc, daily, ttl)
   while true do
-    local user = redis.call('LINDEX', P .. 'q_users', 0)
-    if not user then return -1 end
+    local n = redis.call('LLEN', P .. 'q_users')
+    if n == 0 then return -1 end
     local reason, wait = blocked(now, limit, window, conc, daily)
     if reason then return wait end
+    -- Round-robin; a user held back by their own limits keeps their place but does not
+    -- hold up the others.
+    local user = nil
+    local own_wait = 0
+    for _ = 1, n do
+      local candidate = redis.call('LINDEX', P .. 'q_users', 0)
+      local own, w = user_blocked(now, candidate)
+      if not own then user = candidate break end
+      if w > 0 and (own_wait == 0 or w < own_wait) then own_wait = w end
+      redis.call('LMOVE', P .. 'q_users', P .. 'q_users', 'LEFT', 'RIGHT')
+    end
+    if not user then return own_wait end
     redis.call('LPOP', P .. 'q_users')
     local qk = P .. 'q:' .. user
     local id = redis.call('LPOP', qk)

@@ -3,8 +3,7 @@ local id, outcome = ARGV[1], ARGV[2]
 local limit, window, conc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local daily, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
-redis.call('ZREM', P .. 'leases', id)
-redis.call('HDEL', P .. 'lease_info', id)
+drop_leases({id})
 if outcome == 'ok' then redis.call('DEL', P .. 'c429') end
 expire_leases(now)
 return pump(now, limit, window, conc, daily, ttl)
