@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from ccgate.edge.cli import app as edge_app
-from ccgate.edge.cli import limiter_app
+from ccgate.edge.cli import keys_app, limiter_app
 
 app = typer.Typer(
     help="ccgate: Claude Code on any backend, one shared quota.", no_args_is_help=True
 )
 app.registered_commands.extend(edge_app.registered_commands)
 app.add_typer(limiter_app, name="limiter")
+app.add_typer(keys_app, name="keys")

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     ccgate_api_keys: SecretStr | None = None
     ccgate_trace_content: bool = False
+    ccgate_admin_port: int | None = None  # serve /metrics, /readyz, /ccgate/* only on this port
     log_level: str = "INFO"
     log_json: bool = False
 

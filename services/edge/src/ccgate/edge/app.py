@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from ccgate.edge import metrics
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
+from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
 from ccgate.edge.translate.errors import ApiError
 from ccgate.limiter.api import Limiter
@@ -40,6 +43,41 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+KEY_REFRESH_SECONDS = 5.0
+ADMIN_PATHS = ("/metrics", "/readyz", "/ccgate/")
+
+
+class AdminPortOnly:
+    """With CCGATE_ADMIN_PORT set, the operational routes answer on that port only (for
+    cluster-internal scraping) and the public port serves the API alone — and the reverse."""
+
+    def __init__(self, app: Any, admin_port: int) -> None:
+        self.app = app
+        self.admin_port = admin_port
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server") or (None, None)
+            on_admin = server[1] == self.admin_port
+            if scope["path"].startswith(ADMIN_PATHS) != on_admin and scope["path"] != "/healthz":
+                where = "the admin port" if not on_admin else "the API port"
+                await error_response(
+                    ApiError(404, "not_found_error", f"{scope['path']} is served on {where}")
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def refresh_keys(auth: Authenticator) -> None:
+    """Revoked keys stop working, new keys start working, within KEY_REFRESH_SECONDS."""
+    while True:
+        await asyncio.sleep(KEY_REFRESH_SECONDS)
+        try:
+            await asyncio.to_thread(auth.refresh)
+        except Exception as exc:
+            log.warning("key store refresh failed: %s", type(exc).__name__)
+
+
 def make_limiter(settings: Settings) -> Limiter:
     limits_for = limits_from(settings)
     if not settings.redis_url:
@@ -57,19 +95,27 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     settings = settings or Settings()
     limiter = limiter or make_limiter(settings)
     gateway = Gateway(settings, limiter)
-    auth = Authenticator(settings.api_keys())
+    auth = Authenticator(settings.api_keys(), open_store(settings.redis_url))
+    try:
+        auth.refresh()
+    except Exception as exc:  # the store is re-read every few seconds; start anyway
+        log.error("cannot read the key store: %s", type(exc).__name__)
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway.warm_up()
+        refresher = asyncio.create_task(refresh_keys(auth))
         yield
+        refresher.cancel()
         await gateway.aclose()
         await limiter.close()
 
     app = FastAPI(title="ccgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gateway
     app.state.limiter = limiter
+    if settings.ccgate_admin_port:
+        app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -102,8 +148,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
-        key_name = auth.identify(request.headers)
-        return await handle_messages(request, gateway, key_name)
+        return await handle_messages(request, gateway, auth.identify(request.headers))
 
     @app.post("/v1/messages/count_tokens")
     async def count_tokens(request: Request) -> Response:
@@ -160,6 +205,18 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         metrics.refresh_limiter_gauges(await limiter.status())
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
+
+    @app.get("/ccgate/usage")
+    async def usage(request: Request, key: str | None = None, since: str | None = None) -> Response:
+        record = auth.identify(request.headers)
+        if record is not None and key not in (None, record.name) and not record.models == "*":
+            raise ApiError(403, "permission_error", "a restricted key may only read its own usage")
+        try:
+            start = date.fromisoformat(since) if since else datetime.now(UTC).date()
+        except ValueError:
+            raise ApiError(400, "invalid_request_error", "since: a date like 2026-11-25") from None
+        rows = await gateway.usage.rows(key, start)
+        return _json({"persistent": gateway.usage.persistent, "rows": [r.as_dict() for r in rows]})
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

@@ -1,20 +1,16 @@
-"""Who is calling: team keys (`CCGATE_API_KEYS`) checked in constant time, and the identity the
-limiter and traces use. Keys are kept only as SHA-256 digests."""
+"""Who is calling: team keys (`CCGATE_API_KEYS` and the key store) checked by digest, and the
+identity the limiter and traces use."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ccgate.edge.keys import KeyRecord, KeyStore, digest
 from ccgate.edge.translate.errors import ApiError
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -29,16 +25,25 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, keys: Mapping[str, str]) -> None:
-        self._digests = [(name, _digest(key)) for name, key in keys.items() if key]
+    """Static `CCGATE_API_KEYS` plus the key store's records, all held as digests."""
+
+    def __init__(self, static: Mapping[str, str], store: KeyStore | None = None) -> None:
+        self._static = {digest(k): KeyRecord(name, digest(k)) for name, k in static.items() if k}
+        self._store = store
+        self._stored: dict[str, KeyRecord] = {}
+
+    def refresh(self) -> None:
+        """Reload the store's records (called at start and every few seconds)."""
+        if self._store is not None:
+            self._stored = {r.digest: r for r in self._store.load()}
 
     @property
     def enabled(self) -> bool:
-        return bool(self._digests)
+        return bool(self._static or self._stored)
 
-    def identify(self, headers: Mapping[str, str]) -> str | None:
-        """The key's name; None when auth is off. Raises 401 for a missing or wrong key."""
-        if not self._digests:
+    def identify(self, headers: Mapping[str, str]) -> KeyRecord | None:
+        """The caller's key record; None when auth is off. Raises 401 for a missing or wrong key."""
+        if not self.enabled:
             return None
         key = presented_key(headers)
         if key is None:
@@ -48,14 +53,12 @@ class Authenticator:
                 "missing API key: set ANTHROPIC_API_KEY (x-api-key) or ANTHROPIC_AUTH_TOKEN "
                 "to a key of this gateway",
             )
-        digest = _digest(key)
-        found = None
-        for name, known in self._digests:  # no early exit: timing does not reveal which matched
-            if hmac.compare_digest(digest, known):
-                found = name
-        if found is None:
+        presented = digest(key)
+        record = self._static.get(presented) or self._stored.get(presented)
+        # The lookup is by digest; the final comparison is constant-time all the same.
+        if record is None or not hmac.compare_digest(presented, record.digest):
             raise ApiError(401, "authentication_error", "invalid API key for this gateway")
-        return found
+        return record
 
 
 def caller_identity(body: dict[str, Any], key_name: str | None, client_host: str | None) -> str:

@@ -6,12 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from typing import Annotated
 
 import httpx
 import orjson
 import typer
 
+from ccgate.edge.keys import new_record, open_store
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.server import is_loopback, startup_report
@@ -19,6 +21,16 @@ from ccgate.shared.settings import Settings
 
 app = typer.Typer(help="The edge: the Anthropic-compatible gateway.")
 limiter_app = typer.Typer(help="Inspect the shared limiter.")
+keys_app = typer.Typer(help="Team keys: create, list, revoke.")
+
+
+def has_keys(settings: Settings) -> bool:
+    if settings.api_keys():
+        return True
+    try:
+        return bool(open_store(settings.redis_url).load())
+    except Exception:
+        return False
 
 
 @app.command()
@@ -29,6 +41,13 @@ def serve(
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Serve a non-loopback address without keys.")
     ] = False,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /metrics, /readyz and /ccgate/* on this port only.",
+            envvar="CCGATE_ADMIN_PORT",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway."""
     import uvicorn
@@ -39,11 +58,11 @@ def serve(
     except (RoutingError, ValueError) as exc:
         typer.echo(f"ccgate: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not is_loopback(host) and not settings.api_keys() and not insecure_no_auth:
+    if not is_loopback(host) and not has_keys(settings) and not insecure_no_auth:
         typer.echo(
-            f"ccgate: refusing to serve {host} without keys. Set CCGATE_API_KEYS=name:key "
-            "(one or more, comma separated), or pass --insecure-no-auth if something else "
-            "guards this address.",
+            f"ccgate: refusing to serve {host} without keys. Create one with "
+            "`ccgate keys create NAME`, or set CCGATE_API_KEYS=name:key, or pass "
+            "--insecure-no-auth if something else guards this address.",
             err=True,
         )
         raise typer.Exit(2)
@@ -56,7 +75,10 @@ def serve(
     for line in report:
         typer.echo(line, err=True)
     typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
-    uvicorn.run(
+    if admin_port:
+        os.environ["CCGATE_ADMIN_PORT"] = str(admin_port)
+        typer.echo(f"  admin routes on port {admin_port} only", err=True)
+    config = uvicorn.Config(
         "ccgate.edge.server:app_factory",
         factory=True,
         host=host,
@@ -67,7 +89,19 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=30,
     )
+    sockets = [config.bind_socket()]
+    if admin_port:
+        admin = uvicorn.Config(config.app, host=host, port=admin_port)
+        sockets.append(admin.bind_socket())
+    server = uvicorn.Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=sockets).run()
+    else:
+        server.run(sockets=sockets)
 
 
 def claude_binary(settings: Settings) -> str | None:
@@ -172,4 +206,93 @@ def limiter_status(
             f"  {provider}: tokens left {state.get('tokens_left')}, in flight {state.get('in_flight')}"
             f"/{state.get('max_concurrency')}, queued {sum(state.get('queue_depth', {}).values())}, "
             f"paused {state.get('paused_for', 0):.1f}s, today {state.get('daily_count')}"
+        )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for (shown in usage and traces).")],
+    rpm: Annotated[int, typer.Option(help="Own requests per minute (0: none).")] = 0,
+    max_concurrency: Annotated[int, typer.Option(help="Own in-flight cap (0: none).")] = 0,
+    daily_tokens: Annotated[int, typer.Option(help="Tokens per UTC day (0: none).")] = 0,
+    models: Annotated[str, typer.Option(help="Allowed models, glob patterns, comma list.")] = "*",
+) -> None:
+    """Create a key. It is printed once and stored only as a hash."""
+    settings = Settings()
+    store = open_store(settings.redis_url)
+    if any(r.name == name for r in store.load()):
+        typer.echo(f"ccgate: a key named {name!r} exists; revoke it first", err=True)
+        raise typer.Exit(2)
+    try:
+        key, record = new_record(
+            name, rpm=rpm, max_concurrency=max_concurrency, daily_tokens=daily_tokens, models=models
+        )
+    except ValueError as exc:
+        typer.echo(f"ccgate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    store.save(record)
+    typer.echo(key)
+    typer.echo(f"(shown once; stored as a hash for {name!r})", err=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The keys and their limits (never the keys themselves)."""
+    records = open_store(Settings().redis_url).load()
+    rows = [{k: v for k, v in asdict(r).items() if k != "digest"} for r in records]
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['name']:<20} rpm={row['rpm'] or '-'} concurrency={row['max_concurrency'] or '-'} "
+            f"daily_tokens={row['daily_tokens'] or '-'} models={row['models']} created={row['created']}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key; the edges stop accepting it within a few seconds."""
+    if not open_store(Settings().redis_url).delete(name):
+        typer.echo(f"ccgate: no key named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {name!r}")
+
+
+@app.command()
+def usage(
+    key: Annotated[str | None, typer.Option(help="Only this key.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First UTC day, YYYY-MM-DD (default today).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Requests, tokens, errors and time queued per key, provider, model and day."""
+    settings = Settings()
+    params = {k: v for k, v in (("key", key), ("since", since)) if v}
+    keys = settings.api_keys()
+    headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
+    try:
+        response = httpx.get(
+            settings.ccgate_edge_url.rstrip("/") + "/ccgate/usage",
+            params=params,
+            headers=headers,
+            timeout=10.0,
+            trust_env=False,
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        typer.echo(f"ccgate: cannot read usage from {settings.ccgate_edge_url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    data = response.json()
+    if as_json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not data["persistent"]:
+        typer.echo("(in-memory usage: it resets when the edge restarts; set REDIS_URL to keep it)")
+    for row in data["rows"]:
+        typer.echo(
+            f"{row['day']} {row['key']:<20} {row['provider']}/{row['model']}: {row['requests']} requests, "
+            f"{row['input_tokens']} in / {row['output_tokens']} out tokens, {row['errors']} errors, "
+            f"{row['queued_seconds']:.1f}s queued"
         )

@@ -34,7 +34,8 @@ from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
 from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
-from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits
+from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, Usage, UsageStore
+from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
 from ccgate.limiter.failover import LimiterUnavailable
 from ccgate.shared.redis import connect
 from ccgate.shared.settings import Settings
@@ -57,6 +58,9 @@ class Opened:
     trace: RequestTrace
     span: Span  # this attempt's `chat {model}` span
     tool_index: ToolSpanIndex
+    usage: UsageStore | None = None
+    usage_key: str = ""
+    queued: float = 0.0
     started: float = field(default_factory=time.monotonic)
     error: ApiError | None = None
     completion: list[str] = field(default_factory=list)
@@ -102,6 +106,24 @@ class Opened:
             metrics.TOKENS.labels(provider, "input").inc(info.input_tokens)
         if info.output_tokens:
             metrics.TOKENS.labels(provider, "output").inc(info.output_tokens)
+        if self.usage is not None:
+            metrics.KEY_REQUESTS.labels(self.usage_key, provider).inc()
+            metrics.KEY_TOKENS.labels(self.usage_key, "input").inc(info.input_tokens or 0)
+            metrics.KEY_TOKENS.labels(self.usage_key, "output").inc(info.output_tokens or 0)
+            try:
+                await self.usage.record(
+                    Usage(
+                        self.usage_key,
+                        provider,
+                        self.route.model,
+                        info.input_tokens or 0,
+                        info.output_tokens or 0,
+                        outcome == "error",
+                        self.queued,
+                    )
+                )
+            except Exception as exc:  # a usage record must never fail the request
+                log.warning("usage record failed: %s", type(exc).__name__)
         if not span.is_recording():
             span.end()
             self.trace.end()
@@ -163,11 +185,11 @@ class Gateway:
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
         self.tracing = tracing_configured()
+        redis = connect(settings.redis_url) if settings.redis_url else None
         self.tool_index: ToolSpanIndex = (
-            RedisToolSpanIndex(connect(settings.redis_url))
-            if settings.redis_url
-            else MemoryToolSpanIndex()
+            RedisToolSpanIndex(redis) if redis else MemoryToolSpanIndex()
         )
+        self.usage: UsageStore = RedisUsageStore(redis) if redis else MemoryUsageStore()
 
     def client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider.id)
@@ -197,6 +219,7 @@ class Gateway:
         input_estimate: int,
         headers: dict[str, str],
         rtrace: RequestTrace,
+        user_limits: UserLimits | None = None,
     ) -> Opened:
         resolved = self.router.resolve(req["model"])
         deadline = time.monotonic() + self.settings.limiter_queue_timeout
@@ -216,7 +239,7 @@ class Gateway:
             is_last = position == len(resolved.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
-                admitted = await self._admit(route.provider, user, deadline, rtrace)
+                admitted = await self._admit(route.provider, user, deadline, rtrace, user_limits)
                 if isinstance(admitted, Denied):
                     last = rate_limited(
                         f"{route.provider} quota is in use ({admitted.reason}); "
@@ -266,19 +289,34 @@ class Gateway:
                     await asyncio.shield(self.limiter.release(admitted, "cancelled"))
                     raise
                 return Opened(
-                    call, admitted, route, self.limiter, attempts, rtrace, span, self.tool_index
+                    call,
+                    admitted,
+                    route,
+                    self.limiter,
+                    attempts,
+                    rtrace,
+                    span,
+                    self.tool_index,
+                    usage=self.usage,
+                    usage_key=user,
+                    queued=admitted.waited,
                 )
         assert last is not None
         raise last
 
     async def _admit(
-        self, provider: str, user: str, deadline: float, rtrace: RequestTrace
+        self,
+        provider: str,
+        user: str,
+        deadline: float,
+        rtrace: RequestTrace,
+        user_limits: UserLimits | None,
     ) -> Lease | Denied:
         span = rtrace.child("limiter.admit", attributes={"ccgate.provider": provider})
         started = time.monotonic()
         try:
             try:
-                admitted = await self.limiter.admit(provider, user, deadline)
+                admitted = await self.limiter.admit(provider, user, deadline, user_limits)
             except LimiterUnavailable:
                 raise ApiError(
                     503,

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ccgate.edge import metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
+from ccgate.edge.keys import KeyRecord
 from ccgate.edge.sse import EventStreamResponse, encode_all
 from ccgate.edge.tracing import failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
@@ -21,11 +22,13 @@ from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.edge.translate.validate import check_messages_request
-from ccgate.limiter.api import Outcome
+from ccgate.limiter.api import Outcome, UserLimits
+from ccgate.limiter.memory import seconds_to_utc_midnight
 
 log = logging.getLogger("ccgate.edge")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's own request limit
+BODY_TIMEOUT = 30.0  # seconds to receive the whole body: a slow-drip client is cut off
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 T = TypeVar("T")
@@ -44,7 +47,15 @@ async def read_json(request: Request) -> tuple[Any, int]:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
-    raw = await request.body()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            raw = await read_capped(request)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "invalid_request_error",
+            f"the request body did not arrive within {BODY_TIMEOUT:g}s",
+        ) from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
     if not raw:
@@ -52,7 +63,21 @@ async def read_json(request: Request) -> tuple[Any, int]:
     try:
         return orjson.loads(raw), len(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise invalid_request("request JSON is nested too deeply (over 1024 levels)") from None
         raise invalid_request(f"request body is not valid JSON: {exc}") from None
+
+
+async def read_capped(request: Request) -> bytes:
+    """The body, refused as soon as it passes MAX_BODY_BYTES (chunked bodies have no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -99,7 +124,35 @@ def local_events(req: dict[str, Any], text: str, input_tokens: int) -> list[Any]
     return translator.start() + translator.feed(chunk) + translator.finish()
 
 
-async def handle_messages(request: Request, gateway: Gateway, key_name: str | None) -> Response:
+def check_key(record: KeyRecord | None, req: dict[str, Any], gateway: Gateway) -> UserLimits | None:
+    """What the caller's key may do: its models (403 otherwise) and its own limits."""
+    if record is None:
+        return None
+    routes = gateway.router.resolve(req["model"]).routes
+    if not record.allows(req["model"], *(f"{r.provider}/{r.model}" for r in routes)):
+        raise ApiError(
+            403,
+            "permission_error",
+            f"key {record.name!r} may not use model {req['model']!r} (allowed: {record.models})",
+        )
+    return UserLimits(record.rpm, record.max_concurrency)
+
+
+async def check_daily_tokens(record: KeyRecord | None, gateway: Gateway) -> None:
+    if record is None or not record.daily_tokens:
+        return
+    used = await gateway.usage.tokens_today(record.name)
+    if used >= record.daily_tokens:
+        raise ApiError(
+            429,
+            "rate_limit_error",
+            f"key {record.name!r} used its {record.daily_tokens} tokens for today (UTC)",
+            seconds_to_utc_midnight(),
+        )
+
+
+async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord | None) -> Response:
+    key_name = record.name if record else None
     body, size = await read_json(request)
     req = check_messages_request(body)
     stream = bool(req.get("stream"))
@@ -116,6 +169,8 @@ async def handle_messages(request: Request, gateway: Gateway, key_name: str | No
         assembler.add(events)
         return Response(orjson.dumps(assembler.message), media_type="application/json")
 
+    user_limits = check_key(record, req, gateway)
+    await check_daily_tokens(record, gateway)
     client_host = request.client.host if request.client else None
     user = caller_identity(req, key_name, client_host)
     rtrace = await start_request_trace(
@@ -131,7 +186,7 @@ async def handle_messages(request: Request, gateway: Gateway, key_name: str | No
         metrics.TOOL_ERRORS.labels(call.name or "unknown").inc()
     try:
         opened = await until_disconnect(
-            request, gateway.open_message(req, user, estimate, {}, rtrace)
+            request, gateway.open_message(req, user, estimate, {}, rtrace, user_limits)
         )
     except ApiError as error:
         metrics.REQUESTS.labels("none", "none", str(error.status)).inc()

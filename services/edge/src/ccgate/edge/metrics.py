@@ -46,6 +46,12 @@ SAVED = Counter(
     "ccgate_saved_requests_total", "Requests answered locally (quota savers)", ["saver"]
 )
 TOOL_ERRORS = Counter("ccgate_tool_errors_total", "Failed tool calls seen in requests", ["tool"])
+KEY_REQUESTS = Counter(
+    "ccgate_key_requests_total", "Requests per team key (its name)", ["key", "provider"]
+)
+KEY_TOKENS = Counter(
+    "ccgate_key_tokens_total", "Tokens per team key (its name)", ["key", "direction"]
+)
 ADMISSIONS = Counter(
     "ccgate_limiter_admissions_total", "Limiter decisions", ["provider", "outcome"]
 )

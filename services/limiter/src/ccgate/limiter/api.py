@@ -48,7 +48,9 @@ class Lease:
 @dataclass(frozen=True)
 class Denied:
     retry_after: float
-    reason: Literal["rate", "concurrency", "paused", "daily", "timeout", "user_rate", "user_concurrency"]
+    reason: Literal[
+        "rate", "concurrency", "paused", "daily", "timeout", "user_rate", "user_concurrency"
+    ]
     detail: dict[str, Any] = field(default_factory=dict)
 
 

@@ -117,7 +117,19 @@ class RedisLimiter:
         result = await self._run(
             "admit",
             provider,
-            [lease_id, user, self.replica, limit, window, conc, daily, ttl, budget_ms, own.rpm, own.max_concurrency],
+            [
+                lease_id,
+                user,
+                self.replica,
+                limit,
+                window,
+                conc,
+                daily,
+                ttl,
+                budget_ms,
+                own.rpm,
+                own.max_concurrency,
+            ],
         )
         code = int(result[0])
         if code == 1:

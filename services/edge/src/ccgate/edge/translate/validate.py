@@ -12,6 +12,11 @@ from typing import Any
 from ccgate.edge.translate.errors import invalid_request
 
 _ROLES = ("user", "assistant", "system")
+# Far above what Claude Code sends (it compacts long before), low enough to bound the work a
+# single request can cause.
+MAX_MESSAGES = 10_000
+MAX_TOOLS = 1_000
+MAX_BLOCKS_PER_MESSAGE = 10_000
 
 
 def check_messages_request(body: Any, *, need_max_tokens: bool = True) -> dict[str, Any]:
@@ -31,6 +36,11 @@ def check_messages_request(body: Any, *, need_max_tokens: bool = True) -> dict[s
         raise invalid_request("messages: field required (a list of {role, content} objects)")
     if not messages:
         raise invalid_request("messages: at least one message is required")
+    if len(messages) > MAX_MESSAGES:
+        raise invalid_request(
+            f"messages: {len(messages)} messages is over this gateway's limit of {MAX_MESSAGES}; "
+            "compact the conversation (/compact) and retry"
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid_request(f"messages.{i}: must be an object with role and content")
@@ -43,6 +53,10 @@ def check_messages_request(body: Any, *, need_max_tokens: bool = True) -> dict[s
         if not isinstance(content, list):
             raise invalid_request(
                 f"messages.{i}.content: must be a string or a list of content blocks"
+            )
+        if len(content) > MAX_BLOCKS_PER_MESSAGE:
+            raise invalid_request(
+                f"messages.{i}.content: over {MAX_BLOCKS_PER_MESSAGE} blocks in one message"
             )
         for j, block in enumerate(content):
             if not isinstance(block, dict) or not isinstance(block.get("type"), str):
@@ -57,6 +71,10 @@ def check_messages_request(body: Any, *, need_max_tokens: bool = True) -> dict[s
     if tools is not None:
         if not isinstance(tools, list):
             raise invalid_request("tools: must be a list of tool definitions")
+        if len(tools) > MAX_TOOLS:
+            raise invalid_request(
+                f"tools: {len(tools)} tools is over this gateway's limit of {MAX_TOOLS}"
+            )
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
                 raise invalid_request(f"tools.{i}.name: field required")

@@ -1,0 +1,132 @@
+"""Hostile input gets a clear Anthropic-shaped 4xx and holds no slot; operational routes can
+move to their own port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from ccgate.edge import messages
+from tests.conftest import Edge
+from tests.fakes.server import free_port
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, needle: str) -> None:
+    assert response.status_code == status, response.text
+    data = response.json()
+    assert data["type"] == "error" and isinstance(data["error"]["type"], str)
+    assert needle in data["error"]["message"]
+
+
+def test_oversized_bodies_are_refused_without_reading_them_whole(edge: Edge) -> None:
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 67108864\r\n\r\n{"
+        )
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413") and "request_too_large" in reply
+
+    def chunks() -> Iterator[bytes]:  # chunked: no length to judge by up front
+        yield b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "'
+        for _ in range(40):
+            yield b"x" * (1024 * 1024)
+        yield b'"}]}'
+
+    response = httpx.post(edge.url + "/v1/messages", content=chunks(), timeout=60)
+    assert_anthropic_error(response, 413, "over")
+    assert edge.in_flight() == 0
+
+
+def test_deep_nesting_and_too_many_messages(edge: Edge) -> None:
+    deep = b'{"model": "m", "max_tokens": 5, "messages": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    assert_anthropic_error(
+        httpx.post(edge.url + "/v1/messages", content=deep), 400, "nested too deeply"
+    )
+    many = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}] * 10_001}
+    assert_anthropic_error(
+        httpx.post(edge.url + "/v1/messages", json=many, timeout=30), 400, "/compact"
+    )
+    tools = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": f"t{i}", "input_schema": {"type": "object"}} for i in range(1001)],
+    }
+    assert_anthropic_error(
+        httpx.post(edge.url + "/v1/messages", json=tools, timeout=30), 400, "tools"
+    )
+    assert edge.in_flight() == 0
+
+
+def test_slow_body_is_cut_off(edge: Edge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(messages, "BODY_TIMEOUT", 0.5)
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"model"'
+        )
+        started = time.monotonic()
+        reply = sock.recv(65536).decode()
+        assert time.monotonic() - started < 5
+    assert reply.startswith("HTTP/1.1 408")
+    assert '"type":"error"' in reply and "did not arrive" in reply
+
+
+def test_cors_is_off_by_default(edge: Edge) -> None:
+    response = httpx.options(
+        edge.url + "/v1/messages",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_admin_routes_on_their_own_port() -> None:
+    port, admin = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MODEL": "openai_compat/x",
+        "OPENAI_COMPAT_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ccgate.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--admin-port",
+            str(admin),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{admin}/metrics").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{admin}/readyz").status_code == 200
+        wrong = httpx.post(f"http://127.0.0.1:{admin}/v1/messages", json={})
+        assert_anthropic_error(wrong, 404, "API port")
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -1,0 +1,112 @@
+"""Team keys end to end: the `ccgate keys` commands, the edge accepting, limiting and then
+refusing a revoked key, per-key model access, limits and usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Edge, backend_env
+from tests.fakes.backend import FakeBackend
+
+CCGATE = str(Path(sys.executable).parent / "ccgate")
+
+
+def ccgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CCGATE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def keys_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"CCGATE_KEYS_FILE": str(tmp_path / "keys.json")}
+    monkeypatch.setenv("CCGATE_KEYS_FILE", env["CCGATE_KEYS_FILE"])
+    return env
+
+
+def body(**extra: Any) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-8",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+        **extra,
+    }
+
+
+def test_keys_commands_store_only_hashes(keys_env: dict[str, str]) -> None:
+    created = ccgate(
+        "keys", "create", "ana", "--rpm", "5", "--models", "claude-haiku*", env=keys_env
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("sk-ccg-") and len(key) > 40
+    path = Path(keys_env["CCGATE_KEYS_FILE"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert key not in path.read_text()
+    listed = ccgate("keys", "list", "--json", env=keys_env)
+    rows = json.loads(listed.stdout)
+    assert rows[0]["name"] == "ana" and rows[0]["rpm"] == 5 and "digest" not in rows[0]
+    assert key not in listed.stdout
+    assert ccgate("keys", "create", "ana", env=keys_env).returncode == 2  # no silent overwrite
+    assert ccgate("keys", "revoke", "ana", env=keys_env).returncode == 0
+    assert json.loads(ccgate("keys", "list", "--json", env=keys_env).stdout) == []
+    assert ccgate("keys", "revoke", "ana", env=keys_env).returncode == 1
+
+
+def test_serve_refuses_an_open_address_without_keys(keys_env: dict[str, str]) -> None:
+    result = ccgate("serve", "--host", "0.0.0.0", "--port", "1", env=keys_env)
+    assert result.returncode == 2
+    assert "ccgate keys create" in result.stderr and "--insecure-no-auth" in result.stderr
+
+
+def test_stored_key_is_accepted_limited_and_revoked(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge], keys_env: dict[str, str]
+) -> None:
+    key = ccgate("keys", "create", "ana", "--daily-tokens", "200", env=keys_env).stdout.strip()
+    narrow = ccgate(
+        "keys", "create", "bo", "--models", "*haiku*", "--rpm", "1", env=keys_env
+    ).stdout.strip()
+    edge = edge_factory(backend_env(backend, LIMITER_QUEUE_TIMEOUT="0.3"))
+    url = edge.url + "/v1/messages"
+    assert httpx.post(url, json=body()).status_code == 401
+    assert httpx.post(url, json=body(), headers={"x-api-key": key}).status_code == 200
+    # 123 + 45 tokens used (the fake backend's usage); a second request passes 200 → refused.
+    assert (
+        httpx.post(url, json=body(), headers={"authorization": f"Bearer {key}"}).status_code == 200
+    )
+    over = httpx.post(url, json=body(), headers={"x-api-key": key})
+    assert over.status_code == 429 and over.json()["error"]["type"] == "rate_limit_error"
+    assert int(over.headers["retry-after"]) > 0
+    # Model access and the key's own rate.
+    forbidden = httpx.post(url, json=body(), headers={"x-api-key": narrow})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["type"] == "permission_error"
+    haiku = body(model="claude-haiku-4-5")
+    assert httpx.post(url, json=haiku, headers={"x-api-key": narrow}).status_code == 200
+    limited = httpx.post(url, json=haiku, headers={"x-api-key": narrow})
+    assert limited.status_code == 429 and 50 <= int(limited.headers["retry-after"]) <= 61
+    # Usage per key.
+    rows = httpx.get(edge.url + "/ccgate/usage", headers={"x-api-key": key}).json()["rows"]
+    ana = [r for r in rows if r["key"] == "ana"]
+    assert ana and ana[0]["requests"] == 2 and ana[0]["input_tokens"] == 246
+    cli = ccgate(
+        "usage", "--json", env={**keys_env, "CCGATE_EDGE_URL": edge.url, "CCGATE_API_KEYS": ""}
+    )
+    # The CLI needs a key of the gateway to read usage; without one it is refused cleanly.
+    assert cli.returncode == 1
+    # Revocation takes effect within the refresh interval.
+    assert ccgate("keys", "revoke", "bo", env=keys_env).returncode == 0
+    deadline = time.monotonic() + 10
+    while httpx.post(url, json=haiku, headers={"x-api-key": narrow}).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.5)
