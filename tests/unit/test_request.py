@@ -314,3 +314,25 @@ def test_unknown_fields_and_blocks_pass() -> None:
     }
     body, _ = to_openai(check_messages_request(req), target())
     assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_nested_blocks_in_tool_results_are_checked() -> None:
+    bad = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": [{"type": "image", "source": True}],
+                    }
+                ],
+            }
+        ],
+    }
+    with pytest.raises(ApiError) as info:
+        check_messages_request(bad)
+    assert "messages.0.content.0.content.0.source" in info.value.message

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ccgate.edge import metrics
+from ccgate.edge import metrics, openapi
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
@@ -141,16 +141,16 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unexpected error: %s: %s", type(exc).__name__, exc)
+        log.exception("unexpected error: %s: %s", type(exc).__name__, exc)
         return error_response(
             ApiError(500, "api_error", "internal gateway error; see the gateway log")
         )
 
-    @app.post("/v1/messages")
+    @app.post("/v1/messages", **openapi.messages_operation())
     async def messages(request: Request) -> Response:
         return await handle_messages(request, gateway, auth.identify(request.headers))
 
-    @app.post("/v1/messages/count_tokens")
+    @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
         auth.identify(request.headers)
         return await handle_count_tokens(request)

@@ -63,8 +63,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 
 def image_tokens(block: dict[str, Any]) -> int:
-    source = block.get("source") or {}
-    if source.get("type") != "base64":
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
         return IMAGE_DEFAULT_TOKENS
     try:
         head = base64.b64decode(str(source.get("data", ""))[:65536] + "==", validate=False)
@@ -98,8 +98,8 @@ def _content_texts(content: Any, images: list[int]) -> list[str]:
         elif kind == "image":
             images.append(image_tokens(block))
         elif kind == "document":
-            source = block.get("source") or {}
-            if source.get("type") == "text":
+            source = block.get("source")
+            if isinstance(source, dict) and source.get("type") == "text":
                 texts.append(str(source.get("data", "")))
             else:
                 images.append(IMAGE_DEFAULT_TOKENS)

@@ -110,6 +110,11 @@ def _check_block(block: dict[str, Any], where: str) -> None:
         content = block.get("content")
         if content is not None and not isinstance(content, str | list):
             raise invalid_request(f"{where}.content: must be a string or a list of blocks")
+        for k, inner in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(inner, dict) or not isinstance(inner.get("type"), str):
+                raise invalid_request(f"{where}.content.{k}: must be an object with a 'type' field")
+            if inner["type"] in ("image", "document", "text"):
+                _check_block(inner, f"{where}.content.{k}")
     elif kind in ("image", "document"):
         source = block.get("source")
         if not isinstance(source, dict) or not isinstance(source.get("type"), str):
