@@ -1,0 +1,146 @@
+"""Bounded soak: 200 concurrent streaming clients for 5 minutes (SOAK_SECONDS), 10 % of them
+hanging up mid-stream, against one edge with the Redis limiter. Checks that memory stays flat,
+no lease leaks and no request gets stuck. `uv run python -m bench.soak`.
+Writes bench/results/soak.{json,md}."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis as redis_sync
+
+from bench.edge_latency import free_port, wait_port
+from tests.redis_server import redis_server
+
+RESULTS = Path(__file__).parent / "results"
+SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
+CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))
+DISCONNECT = 0.10
+CHUNKS = 50
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def client(url: str, stop: float, stats: dict[str, int], latencies: list[float]) -> None:
+    body = {"model": "claude-sonnet-4-8", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "soak"}]}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
+        while time.monotonic() < stop:
+            hang_up = random.random() < DISCONNECT
+            started = time.monotonic()
+            try:
+                async with http.stream("POST", url, json=body) as response:
+                    if response.status_code != 200:
+                        stats[f"status_{response.status_code}"] = stats.get(f"status_{response.status_code}", 0) + 1
+                        await response.aread()
+                        continue
+                    async for chunk in response.aiter_bytes():
+                        if hang_up:
+                            break
+                        if b"message_stop" in chunk:
+                            stats["completed"] += 1
+                if hang_up:
+                    stats["hung_up"] += 1
+                else:
+                    latencies.append(time.monotonic() - started)
+            except httpx.HTTPError as exc:
+                stats[type(exc).__name__] = stats.get(type(exc).__name__, 0) + 1
+
+
+async def run(url: str, edge_pid: int) -> dict[str, Any]:
+    stats: dict[str, int] = {"completed": 0, "hung_up": 0}
+    latencies: list[float] = []
+    samples: list[tuple[float, float]] = []
+    started = time.monotonic()
+    stop = started + SECONDS
+    tasks = [asyncio.create_task(client(url, stop, stats, latencies)) for _ in range(CLIENTS)]
+    while time.monotonic() < stop:
+        samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
+        await asyncio.sleep(min(10.0, max(1.0, SECONDS / 30)))
+    # No request may be stuck: every client finishes its last request within a bound.
+    done, pending = await asyncio.wait(tasks, timeout=90)
+    for task in pending:
+        task.cancel()
+    samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
+    latencies.sort()
+    return {"stats": stats, "stuck_clients": len(pending), "rss_mb": samples,
+            "p50_s": latencies[len(latencies) // 2] if latencies else None,
+            "p99_s": latencies[int(len(latencies) * 0.99)] if latencies else None}
+
+
+def main() -> None:
+    with redis_server() as redis:
+        backend_port, edge_port = free_port(), free_port()
+        env = {**os.environ, "MODEL": "openai_compat/m", "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
+               "REDIS_URL": redis.url, "PROVIDER_RATE_LIMIT": "0", "PROVIDER_MAX_CONCURRENCY": "150",
+               "LIMITER_QUEUE_TIMEOUT": "60", "LOG_LEVEL": "ERROR"}
+        for name in [k for k in env if k.startswith("OTEL_")]:
+            del env[name]
+        backend = subprocess.Popen([sys.executable, "-m", "bench.fake_backend", str(backend_port), str(CHUNKS)], env=env)
+        edge = subprocess.Popen([sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)], env=env,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_port(backend_port)
+            wait_port(edge_port)
+            result = asyncio.run(run(f"http://127.0.0.1:{edge_port}/v1/messages", edge.pid))
+            time.sleep(2)
+            leases = redis_sync.Redis.from_url(redis.url).zcard("ccgate:{openai_compat}:leases")
+            status = httpx.get(f"http://127.0.0.1:{edge_port}/ccgate/limiter").json()
+        finally:
+            edge.terminate()
+            backend.terminate()
+            edge.wait(10)
+            backend.wait(10)
+    rss = [mb for _, mb in result["rss_mb"]]
+    settled = rss[len(rss) // 3 :] or rss
+    result.update({
+        "seconds": SECONDS, "clients": CLIENTS, "disconnect_share": DISCONNECT,
+        "leases_left_in_redis": leases,
+        "queue_left": status["providers"].get("openai_compat", {}).get("queued", 0),
+        "rss_growth_after_warmup_mb": round(settled[-1] - settled[0], 1),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    })
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    stats = result["stats"]
+    text = f"""# Soak (bench/soak.py)
+
+Run {result['when']} on {result['machine']}: {CLIENTS} concurrent streaming clients for {SECONDS:.0f} s,
+{DISCONNECT:.0%} of requests hung up after the first chunk, one edge (1 worker) with the Redis
+limiter (concurrency cap 150), a fake backend streaming {CHUNKS} chunks.
+
+| measure | result |
+| --- | --- |
+| completed streams | {stats['completed']} |
+| hung up mid-stream (on purpose) | {stats['hung_up']} |
+| other outcomes | {", ".join(f"{k}: {v}" for k, v in stats.items() if k not in ("completed", "hung_up")) or "none"} |
+| stream latency p50 / p99 | {result['p50_s']:.3f} s / {result['p99_s']:.3f} s |
+| clients still stuck 90 s after the end | {result['stuck_clients']} |
+| leases left in Redis afterwards | {leases} |
+| requests left queued | {result['queue_left']} |
+| edge RSS, first → last sample | {rss[0]:.0f} MB → {rss[-1]:.0f} MB (growth after warm-up: {result['rss_growth_after_warmup_mb']} MB) |
+
+RSS samples (s, MB): {result['rss_mb']}
+"""
+    (RESULTS / "soak.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
