@@ -1,26 +1,50 @@
-"""A fast fake OpenAI-compatible backend for benchmarks: fixed small answers, streamed in N
-chunks. Run in its own process: `python -m bench.fake_backend PORT CHUNKS`."""
+"""A fast fake OpenAI-compatible backend for benchmarks, in its own process:
+`python -m bench.fake_backend PORT CHUNKS`.
+
+Streams CHUNKS chunks by default; a model named `m-N` streams N chunks, `m-idle` sends one
+chunk and then holds the stream open (for idle-stream memory). Non-streaming requests get a
+small fixed answer. Also accepts OTLP trace exports (POST /v1/traces) as a sink.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from functools import lru_cache
+from typing import Any
 
 import orjson
 
-ANSWER = b'{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}}'
+ANSWER = orjson.dumps(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+    }
+)
 
 
+@lru_cache(maxsize=64)
 def frames(chunks: int) -> list[bytes]:
     out = []
     for i in range(chunks):
         chunk = {
             "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
             "model": "m",
             "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}],
         }
         out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
     end = {
         "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
         "model": "m",
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": chunks, "total_tokens": 10 + chunks},
@@ -29,10 +53,8 @@ def frames(chunks: int) -> list[bytes]:
     return out
 
 
-def make_app(chunks: int):  # type: ignore[no-untyped-def]
-    stream = frames(chunks)
-
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+def make_app(default_chunks: int) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -41,18 +63,19 @@ def make_app(chunks: int):  # type: ignore[no-untyped-def]
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if b'"stream":true' in body or b'"stream": true' in body:
+        if scope["path"].endswith("/traces") or not body:
             await send(
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")],
+                    "headers": [(b"content-type", b"application/json")],
                 }
             )
-            for frame in stream:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        else:
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
+        request = orjson.loads(body)
+        model = str(request.get("model", ""))
+        if not request.get("stream"):
             await send(
                 {
                     "type": "http.response.start",
@@ -61,6 +84,24 @@ def make_app(chunks: int):  # type: ignore[no-untyped-def]
                 }
             )
             await send({"type": "http.response.body", "body": ANSWER})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        if model.endswith("m-idle"):
+            await send({"type": "http.response.body", "body": frames(1)[0], "more_body": True})
+            await asyncio.sleep(600)
+            return
+        count = (
+            int(model.rsplit("-", 1)[1]) if model.rsplit("-", 1)[-1].isdigit() else default_chunks
+        )
+        for frame in frames(count):
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     return app
 
@@ -77,4 +118,5 @@ if __name__ == "__main__":
         loop="uvloop",
         http="httptools",
         access_log=False,
+        backlog=4096,
     )

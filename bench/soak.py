@@ -37,8 +37,12 @@ def rss_mb(pid: int) -> float:
 
 
 async def client(url: str, stop: float, stats: dict[str, int], latencies: list[float]) -> None:
-    body = {"model": "claude-sonnet-4-8", "max_tokens": 64, "stream": True,
-            "messages": [{"role": "user", "content": "soak"}]}
+    body = {
+        "model": "claude-sonnet-4-8",
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "soak"}],
+    }
     async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
         while time.monotonic() < stop:
             hang_up = random.random() < DISCONNECT
@@ -46,7 +50,9 @@ async def client(url: str, stop: float, stats: dict[str, int], latencies: list[f
             try:
                 async with http.stream("POST", url, json=body) as response:
                     if response.status_code != 200:
-                        stats[f"status_{response.status_code}"] = stats.get(f"status_{response.status_code}", 0) + 1
+                        stats[f"status_{response.status_code}"] = (
+                            stats.get(f"status_{response.status_code}", 0) + 1
+                        )
                         await response.aread()
                         continue
                     async for chunk in response.aiter_bytes():
@@ -73,27 +79,43 @@ async def run(url: str, edge_pid: int) -> dict[str, Any]:
         samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
         await asyncio.sleep(min(10.0, max(1.0, SECONDS / 30)))
     # No request may be stuck: every client finishes its last request within a bound.
-    done, pending = await asyncio.wait(tasks, timeout=90)
+    _, pending = await asyncio.wait(tasks, timeout=90)
     for task in pending:
         task.cancel()
     samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
     latencies.sort()
-    return {"stats": stats, "stuck_clients": len(pending), "rss_mb": samples,
-            "p50_s": latencies[len(latencies) // 2] if latencies else None,
-            "p99_s": latencies[int(len(latencies) * 0.99)] if latencies else None}
+    return {
+        "stats": stats,
+        "stuck_clients": len(pending),
+        "rss_mb": samples,
+        "p50_s": latencies[len(latencies) // 2] if latencies else None,
+        "p99_s": latencies[int(len(latencies) * 0.99)] if latencies else None,
+    }
 
 
 def main() -> None:
     with redis_server() as redis:
         backend_port, edge_port = free_port(), free_port()
-        env = {**os.environ, "MODEL": "openai_compat/m", "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
-               "REDIS_URL": redis.url, "PROVIDER_RATE_LIMIT": "0", "PROVIDER_MAX_CONCURRENCY": "150",
-               "LIMITER_QUEUE_TIMEOUT": "60", "LOG_LEVEL": "ERROR"}
+        env = {
+            **os.environ,
+            "MODEL": "openai_compat/m",
+            "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
+            "REDIS_URL": redis.url,
+            "PROVIDER_RATE_LIMIT": "0",
+            "PROVIDER_MAX_CONCURRENCY": "150",
+            "LIMITER_QUEUE_TIMEOUT": "60",
+            "LOG_LEVEL": "ERROR",
+        }
         for name in [k for k in env if k.startswith("OTEL_")]:
             del env[name]
-        backend = subprocess.Popen([sys.executable, "-m", "bench.fake_backend", str(backend_port), str(CHUNKS)], env=env)
-        edge = subprocess.Popen([sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)], env=env,
-                                stderr=subprocess.DEVNULL)
+        backend = subprocess.Popen(
+            [sys.executable, "-m", "bench.fake_backend", str(backend_port), str(CHUNKS)], env=env
+        )
+        edge = subprocess.Popen(
+            [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_port(backend_port)
             wait_port(edge_port)
@@ -108,35 +130,39 @@ def main() -> None:
             backend.wait(10)
     rss = [mb for _, mb in result["rss_mb"]]
     settled = rss[len(rss) // 3 :] or rss
-    result.update({
-        "seconds": SECONDS, "clients": CLIENTS, "disconnect_share": DISCONNECT,
-        "leases_left_in_redis": leases,
-        "queue_left": status["providers"].get("openai_compat", {}).get("queued", 0),
-        "rss_growth_after_warmup_mb": round(settled[-1] - settled[0], 1),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-    })
+    result.update(
+        {
+            "seconds": SECONDS,
+            "clients": CLIENTS,
+            "disconnect_share": DISCONNECT,
+            "leases_left_in_redis": leases,
+            "queue_left": status["providers"].get("openai_compat", {}).get("queued", 0),
+            "rss_growth_after_warmup_mb": round(settled[-1] - settled[0], 1),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        }
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
     stats = result["stats"]
     text = f"""# Soak (bench/soak.py)
 
-Run {result['when']} on {result['machine']}: {CLIENTS} concurrent streaming clients for {SECONDS:.0f} s,
+Run {result["when"]} on {result["machine"]}: {CLIENTS} concurrent streaming clients for {SECONDS:.0f} s,
 {DISCONNECT:.0%} of requests hung up after the first chunk, one edge (1 worker) with the Redis
 limiter (concurrency cap 150), a fake backend streaming {CHUNKS} chunks.
 
 | measure | result |
 | --- | --- |
-| completed streams | {stats['completed']} |
-| hung up mid-stream (on purpose) | {stats['hung_up']} |
+| completed streams | {stats["completed"]} |
+| hung up mid-stream (on purpose) | {stats["hung_up"]} |
 | other outcomes | {", ".join(f"{k}: {v}" for k, v in stats.items() if k not in ("completed", "hung_up")) or "none"} |
-| stream latency p50 / p99 | {result['p50_s']:.3f} s / {result['p99_s']:.3f} s |
-| clients still stuck 90 s after the end | {result['stuck_clients']} |
+| stream latency p50 / p99 | {result["p50_s"]:.3f} s / {result["p99_s"]:.3f} s |
+| clients still stuck 90 s after the end | {result["stuck_clients"]} |
 | leases left in Redis afterwards | {leases} |
-| requests left queued | {result['queue_left']} |
-| edge RSS, first → last sample | {rss[0]:.0f} MB → {rss[-1]:.0f} MB (growth after warm-up: {result['rss_growth_after_warmup_mb']} MB) |
+| requests left queued | {result["queue_left"]} |
+| edge RSS, first → last sample | {rss[0]:.0f} MB → {rss[-1]:.0f} MB (growth after warm-up: {result["rss_growth_after_warmup_mb"]} MB) |
 
-RSS samples (s, MB): {result['rss_mb']}
+RSS samples (s, MB): {result["rss_mb"]}
 """
     (RESULTS / "soak.md").write_text(text)
     print(text)

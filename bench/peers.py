@@ -1,0 +1,552 @@
+"""ccgate against its peers, side by side, same machine, same fake backend, one run.
+
+`make bench-peers` (or `uv run python -m bench.peers`). Contenders are installed by the
+harness from the package registries at pinned versions into bench/.contenders/ (not
+committed): LiteLLM's proxy (PyPI) and claude-code-router (npm). A contender that cannot be
+made to work is recorded with the reason, not dropped.
+Writes bench/results/peers.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.edge_latency import cpu_seconds, free_port, wait_port
+
+ROOT = Path(__file__).parent
+RESULTS = ROOT / "results"
+CONTENDERS = ROOT / ".contenders"
+FIXTURE = ROOT.parent / "tests" / "fixtures" / "main_loop_first_request.json"
+LITELLM_VERSION = "1.108.7"
+CCR_VERSION = "2.0.0"  # 3.1.1 depends on a package the npm registry does not serve (404)
+SEQUENTIAL = int(os.environ.get("PEERS_N", "300"))
+LEVELS = (1, 16, 64, 256)
+LEVEL_SECONDS = float(os.environ.get("PEERS_LEVEL_SECONDS", "5"))
+IDLE_STREAMS = int(os.environ.get("PEERS_IDLE_STREAMS", "1000"))
+
+
+@dataclass
+class Contender:
+    name: str
+    url: str  # where Anthropic Messages requests go ("" for direct)
+    process: subprocess.Popen[bytes] | None = None
+    model_small: str = "claude-sonnet-4-8"
+    model_stream: str = "claude-opus-4-8"
+    model_idle: str = "claude-haiku-4-5"
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
+
+
+def install_litellm() -> Path:
+    venv = CONTENDERS / "litellm"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "litellm").exists():
+        uv = shutil.which("uv") or "uv"
+        run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+        result = run(
+            [
+                uv,
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(python),
+                f"litellm[proxy]=={LITELLM_VERSION}",
+            ]
+        )
+        if result.returncode:
+            raise RuntimeError(
+                f"pip install litellm[proxy]=={LITELLM_VERSION} failed: {result.stderr[-300:]}"
+            )
+    return venv / "bin" / "litellm"
+
+
+def install_ccr() -> Path:
+    where = CONTENDERS / "ccr"
+    binary = where / "node_modules" / ".bin" / "ccr"
+    if not binary.exists():
+        where.mkdir(parents=True, exist_ok=True)
+        result = run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(where),
+                "--no-audit",
+                "--no-fund",
+                f"@musistudio/claude-code-router@{CCR_VERSION}",
+            ]
+        )
+        if result.returncode:
+            raise RuntimeError(
+                f"npm install @musistudio/claude-code-router@{CCR_VERSION} failed: {result.stderr[-300:]}"
+            )
+    return binary
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before answering")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"no answer at {url} within {timeout:.0f}s")
+
+
+def start_ccgate(backend: str, redis_url: str | None) -> Contender:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODEL": "openai_compat/m-1",
+        "MODEL_OPUS": "openai_compat/m-200",
+        "MODEL_HAIKU": "openai_compat/m-idle",
+        "OPENAI_COMPAT_BASE_URL": backend + "/v1",
+        "PROVIDER_RATE_LIMIT": "0",
+        "PROVIDER_MAX_CONCURRENCY": "0",
+        "LOG_LEVEL": "ERROR",
+        "HTTP_FIRST_BYTE_TIMEOUT": "600",
+        "HTTP_READ_TIMEOUT": "600",
+    }
+    env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = "ccgate (Redis limiter)" if redis_url else "ccgate"
+    contender = Contender(name, f"http://127.0.0.1:{port}/v1/messages", process)
+    wait_http(f"http://127.0.0.1:{port}/healthz", process)
+    return contender
+
+
+def start_litellm(backend: str, workdir: Path) -> Contender:
+    binary = install_litellm()
+    port = free_port()
+    models = {"claude-sonnet-4-8": "m-1", "claude-opus-4-8": "m-200", "claude-haiku-4-5": "m-idle"}
+    config = (
+        "model_list:\n"
+        + "".join(
+            f"  - model_name: {name}\n    litellm_params:\n      model: openai/{model}\n"
+            f"      api_base: {backend}/v1\n      api_key: sk-fake\n"
+            for name, model in models.items()
+        )
+        + "litellm_settings:\n  drop_params: true\n  telemetry: false\n"
+    )
+    (workdir / "litellm.yaml").write_text(config)
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "NO_DOCS": "True",
+    }
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--config",
+            str(workdir / "litellm.yaml"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--num_workers",
+            "1",
+        ],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    contender = Contender(
+        f"LiteLLM proxy {LITELLM_VERSION}", f"http://127.0.0.1:{port}/v1/messages", process
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, timeout=180)
+    return contender
+
+
+def start_ccr(backend: str, workdir: Path) -> Contender:
+    binary = install_ccr()
+    port = free_port()
+    home = workdir / "ccr-home"
+    (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
+    config = {
+        "LOG": False,
+        "HOST": "127.0.0.1",
+        "PORT": port,
+        "API_TIMEOUT_MS": 600000,
+        "Providers": [
+            {
+                "name": "fake",
+                "api_base_url": f"{backend}/v1/chat/completions",
+                "api_key": "sk-fake",
+                "models": ["m-1", "m-200", "m-idle"],
+            }
+        ],
+        "Router": {"default": "fake,m-1"},
+    }
+    (home / ".claude-code-router" / "config.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [
+            "node",
+            str(
+                binary.resolve().parent.parent
+                / "@musistudio"
+                / "claude-code-router"
+                / "dist"
+                / "cli.js"
+            ),
+            "start",
+        ],
+        env={**os.environ, "HOME": str(home)},
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    contender = Contender(
+        f"claude-code-router {CCR_VERSION}",
+        f"http://127.0.0.1:{port}/v1/messages",
+        process,
+        model_small="fake,m-1",
+        model_stream="fake,m-200",
+        model_idle="fake,m-idle",
+    )
+    wait_http(f"http://127.0.0.1:{port}/", process, timeout=60)
+    return contender
+
+
+# -- workloads ---------------------------------------------------------------------------
+def body(
+    contender: Contender, model: str, stream: bool, big: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if contender.url == "":
+        return {
+            "model": model,
+            "stream": stream,
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    base = big or {"max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    return {**base, "model": model, "stream": stream}
+
+
+async def one(
+    client: httpx.AsyncClient, contender: Contender, url: str, payload: dict[str, Any]
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=payload, headers=contender.headers) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
+        async for chunk in response.aiter_bytes():
+            if first is None and (b"text_delta" in chunk or b'"content":"tok' in chunk):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return ((first or end) - started) * 1000, (end - started) * 1000
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "median": statistics.median(ordered),
+        "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "n": len(ordered),
+    }
+
+
+async def measure(contender: Contender, direct_url: str) -> dict[str, Any]:
+    url = contender.url or direct_url
+    small = "m-1" if not contender.url else contender.model_small
+    stream_model = "m-200" if not contender.url else contender.model_stream
+    out: dict[str, Any] = {}
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=300)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600), limits=limits) as client:
+        for _ in range(30):
+            await one(client, contender, url, body(contender, small, False))
+        # 1. small non-streaming answers, one at a time
+        out["small"] = stats(
+            [
+                (await one(client, contender, url, body(contender, small, False)))[1]
+                for _ in range(SEQUENTIAL)
+            ]
+        )
+        # 2. a 200-chunk stream: time to first token, to the last byte
+        pairs = [
+            await one(client, contender, url, body(contender, stream_model, True))
+            for _ in range(SEQUENTIAL // 2)
+        ]
+        out["ttft"] = stats([a for a, _ in pairs])
+        out["last_byte"] = stats([b for _, b in pairs])
+        out["stream_cdf_ms"] = sorted(b for _, b in pairs)
+        # 3. concurrency levels: throughput, p99, gateway CPU per 1,000 requests
+        out["levels"] = {}
+        for level in LEVELS:
+            latencies: list[float] = []
+            stop = time.monotonic() + LEVEL_SECONDS
+            cpu_before = cpu_seconds(contender.pid) if contender.pid else 0.0
+
+            async def worker(stop: float = stop, latencies: list[float] = latencies) -> None:
+                while time.monotonic() < stop:
+                    latencies.append(
+                        (await one(client, contender, url, body(contender, small, False)))[1]
+                    )
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(level)))
+            elapsed = time.perf_counter() - started
+            cpu = (cpu_seconds(contender.pid) - cpu_before) if contender.pid else None
+            out["levels"][level] = {
+                **stats(latencies),
+                "rps": len(latencies) / elapsed,
+                "cpu_s_per_1000": cpu / len(latencies) * 1000 if cpu is not None else None,
+            }
+        # 5. a realistic Claude Code request (wire capture): gateway CPU per request
+        if contender.pid:
+            big = json.loads(FIXTURE.read_text())["body"]
+            big = {k: v for k, v in big.items() if k not in ("stream",)}
+            big["max_tokens"] = 16
+            cpu_before = cpu_seconds(contender.pid)
+            for _ in range(100):
+                await one(client, contender, url, body(contender, small, False, big))
+            out["claude_code_request_cpu_ms"] = (cpu_seconds(contender.pid) - cpu_before) * 10
+    # 4. idle open streams: gateway memory
+    if contender.pid:
+        out["idle"] = await idle_streams(contender, url)
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of the process and its children (LiteLLM and ccr run worker children)."""
+    total = rss_mb(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += tree_rss_mb(int(child))
+    return total
+
+
+async def idle_streams(contender: Contender, url: str) -> dict[str, Any]:
+    assert contender.pid is not None
+    before = tree_rss_mb(contender.pid)
+    limits = httpx.Limits(max_connections=IDLE_STREAMS + 10, max_keepalive_connections=10)
+    opened = 0
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120), limits=limits) as client:
+        streams = []
+        try:
+            for _ in range(IDLE_STREAMS):
+                request = client.build_request(
+                    "POST",
+                    url,
+                    json=body(contender, contender.model_idle, True),
+                    headers=contender.headers,
+                )
+                streams.append(asyncio.create_task(client.send(request, stream=True)))
+            responses = await asyncio.wait_for(
+                asyncio.gather(*streams, return_exceptions=True), 120
+            )
+            opened = sum(
+                1 for r in responses if isinstance(r, httpx.Response) and r.status_code == 200
+            )
+            await asyncio.sleep(3)
+            during = tree_rss_mb(contender.pid)
+        finally:
+            for task in streams:
+                if (
+                    task.done()
+                    and not task.exception()
+                    and isinstance(task.result(), httpx.Response)
+                ):
+                    await task.result().aclose()
+                else:
+                    task.cancel()
+    return {"streams_open": opened, "rss_before_mb": before, "rss_with_streams_mb": during}
+
+
+# -- report ------------------------------------------------------------------------------
+def ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}×" if value and base else "—"
+
+
+def report(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "peers.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    rows = results["contenders"]
+    direct = rows.get("direct", {})
+    ours = rows.get("ccgate", {})
+    lines = [
+        "# ccgate and its peers (bench/peers.py)",
+        "",
+        f"Run {results['when']} on {results['machine']}. One fake OpenAI-compatible backend in its own process; "
+        "each gateway with one worker; the client is an asyncio httpx load generator — its own ceiling is the "
+        "**direct** row. Latencies in ms; ratios against direct and against ccgate.",
+        "",
+        "| contender | small answer median / p99 | added median | TTFT (200-chunk stream) | last byte | "
+        "req/s @64 | × ccgate req/s | CPU s / 1000 req @64 | p99 @256 | RSS, 1,000 idle streams | Claude Code request CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    ours64 = ours.get("levels", {}).get(64, {})
+
+    def fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
+        return "—" if value is None else f"{value:{spec}}{unit}"
+
+    for name, data in rows.items():
+        if "error" in data:
+            lines.append(f"| {name} | could not run: {data['error']} |" + " |" * 9)
+            continue
+        level64, level256 = data["levels"][64], data["levels"][256]
+        idle = data.get("idle")
+        lines.append(
+            " | ".join(
+                [
+                    f"| {name}",
+                    f"{data['small']['median']:.2f} / {data['small']['p99']:.2f}",
+                    f"{data['small']['median'] - direct['small']['median']:+.2f}"
+                    if name != "direct"
+                    else "—",
+                    f"{data['ttft']['median']:.2f}",
+                    f"{data['last_byte']['median']:.2f}",
+                    f"{level64['rps']:.0f}",
+                    ratio(level64["rps"], ours64.get("rps")),
+                    fmt(level64.get("cpu_s_per_1000")),
+                    f"{level256['p99']:.0f}",
+                    f"{idle['rss_with_streams_mb']:.0f} MB ({idle['streams_open']} open)"
+                    if idle
+                    else "—",
+                    fmt(data.get("claude_code_request_cpu_ms"), ".2f", " ms") + " |",
+                ]
+            )
+        )
+    lines += [
+        "",
+        "Targets (issue 10): added median ≤ 1 ms and TTFT overhead ≤ 1 ms; ≥ 3× LiteLLM's and "
+        "claude-code-router's requests/s per core at concurrency 64; 1,000 idle streams ≤ 100 MB RSS.",
+        "",
+        "![latency CDF and throughput](peers.png)",
+        "",
+    ]
+    (RESULTS / "peers.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    plot(results)
+
+
+def plot(results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, data in results["contenders"].items():
+        if "error" in data:
+            continue
+        cdf = data["stream_cdf_ms"]
+        left.plot(cdf, [i / len(cdf) for i in range(len(cdf))], label=name)
+        levels = sorted(data["levels"])
+        right.plot(
+            levels, [data["levels"][level]["rps"] for level in levels], marker="o", label=name
+        )
+    left.set(
+        xlabel="200-chunk stream, time to last byte (ms)",
+        ylabel="fraction of requests",
+        xscale="log",
+        title="Latency CDF",
+    )
+    right.set(
+        xlabel="concurrent clients",
+        ylabel="requests / s",
+        xscale="log",
+        title="Throughput (small answers)",
+    )
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "peers.png", dpi=110)
+
+
+def main() -> None:
+    from tests.redis_server import redis_server
+
+    workdir = CONTENDERS / "run"
+    workdir.mkdir(parents=True, exist_ok=True)
+    backend_port = free_port()
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_backend", str(backend_port), "200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    results: dict[str, Any] = {"contenders": {}}
+    try:
+        wait_port(backend_port)
+        with redis_server() as redis:
+            starters = [
+                ("direct", lambda: Contender("direct", "")),
+                ("ccgate", lambda: start_ccgate(backend_url, None)),
+                ("ccgate (Redis limiter)", lambda: start_ccgate(backend_url, redis.url)),
+                (f"LiteLLM proxy {LITELLM_VERSION}", lambda: start_litellm(backend_url, workdir)),
+                (f"claude-code-router {CCR_VERSION}", lambda: start_ccr(backend_url, workdir)),
+            ]
+            for name, start in starters:
+                contender = None
+                try:
+                    contender = start()
+                    print(f"measuring {name} …", flush=True)
+                    results["contenders"][name] = asyncio.run(
+                        measure(contender, backend_url + "/v1/chat/completions")
+                    )
+                except Exception as exc:
+                    results["contenders"][name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                finally:
+                    if contender and contender.process:
+                        contender.process.terminate()
+                        try:
+                            contender.process.wait(15)
+                        except subprocess.TimeoutExpired:
+                            contender.process.kill()
+    finally:
+        backend.terminate()
+        backend.wait(10)
+    results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    results["versions"] = {"litellm": LITELLM_VERSION, "claude-code-router": CCR_VERSION}
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
