@@ -46,12 +46,19 @@ class RecordingASGI:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.responses: list[tuple[int, str, bytes]] = []
+        self.requests: list[bytes] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/messages"):
             await self.app(scope, receive, send)
             return
-        status, ctype, chunks = 0, "", []
+        status, ctype, chunks, body = 0, "", [], []
+
+        async def receive_recorded() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.append(message.get("body", b""))
+            return message
 
         async def record(message: Any) -> None:
             nonlocal status, ctype
@@ -62,8 +69,9 @@ class RecordingASGI:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, record)
+        await self.app(scope, receive_recorded, record)
         self.responses.append((status, ctype, b"".join(chunks)))
+        self.requests.append(b"".join(body))
 
 
 @dataclass

