@@ -26,6 +26,7 @@ RESULTS = Path(__file__).parent / "results"
 SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))
 DISCONNECT = 0.10
+MESSAGES: list[str] = []  # a few distinct error bodies, for the report
 CHUNKS = 50
 
 
@@ -53,7 +54,9 @@ async def client(url: str, stop: float, stats: dict[str, int], latencies: list[f
                         stats[f"status_{response.status_code}"] = (
                             stats.get(f"status_{response.status_code}", 0) + 1
                         )
-                        await response.aread()
+                        text = (await response.aread()).decode()[:200]
+                        if len(MESSAGES) < 5 and text not in MESSAGES:
+                            MESSAGES.append(text)
                         continue
                     async for chunk in response.aiter_bytes():
                         if hang_up:
@@ -130,6 +133,7 @@ def main() -> None:
             backend.wait(10)
     rss = [mb for _, mb in result["rss_mb"]]
     settled = rss[len(rss) // 3 :] or rss
+    result["error_samples"] = MESSAGES
     result.update(
         {
             "seconds": SECONDS,

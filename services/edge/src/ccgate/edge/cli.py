@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import orjson
@@ -175,28 +175,27 @@ def doctor() -> None:
     raise typer.Exit(1 if problems else 0)
 
 
+def edge_get(path: str, params: dict[str, str]) -> Any:
+    """GET an operational route of the running edge (CCGATE_EDGE_URL), with a team key if set."""
+    settings = Settings()
+    keys = settings.api_keys()
+    headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
+    url = settings.ccgate_edge_url.rstrip("/") + path
+    try:
+        response = httpx.get(url, params=params, headers=headers, timeout=10.0, trust_env=False)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        typer.echo(f"ccgate: cannot read {url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return response.json()
+
+
 @limiter_app.command("status")
 def limiter_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Live limiter state, from the running edge."""
-    settings = Settings()
-    keys = settings.api_keys()
-    headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
-    try:
-        response = httpx.get(
-            settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter",
-            headers=headers,
-            timeout=5.0,
-            trust_env=False,
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        typer.echo(
-            f"ccgate: cannot read the limiter from {settings.ccgate_edge_url}: {exc}", err=True
-        )
-        raise typer.Exit(1) from None
-    data = response.json()
+    data = edge_get("/ccgate/limiter", {})
     if as_json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -268,23 +267,8 @@ def usage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Requests, tokens, errors and time queued per key, provider, model and day."""
-    settings = Settings()
     params = {k: v for k, v in (("key", key), ("since", since)) if v}
-    keys = settings.api_keys()
-    headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
-    try:
-        response = httpx.get(
-            settings.ccgate_edge_url.rstrip("/") + "/ccgate/usage",
-            params=params,
-            headers=headers,
-            timeout=10.0,
-            trust_env=False,
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        typer.echo(f"ccgate: cannot read usage from {settings.ccgate_edge_url}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    data = response.json()
+    data = edge_get("/ccgate/usage", params)
     if as_json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ccgate.edge.providers.base import CallInfo, Timeouts, body_chunks, send
+from ccgate.edge.providers.base import ResponseCall, Timeouts, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.sse_decode import SSEDecoder
@@ -36,12 +36,11 @@ def stream_error(payload: dict[str, Any], provider: str) -> ApiError:
     return ApiError(_ERROR_STATUS[kind], kind, message)
 
 
-class AnthropicCall:
+class AnthropicCall(ResponseCall):
     def __init__(self, response: httpx.Response, provider: str, client_model: str) -> None:
-        self._response = response
+        super().__init__(response)
         self._provider = provider
         self._client_model = client_model
-        self.info = CallInfo()
 
     async def events(self) -> AsyncIterator[list[Event]]:
         decoder = SSEDecoder()
@@ -94,9 +93,6 @@ class AnthropicCall:
                 info.stop_reason = (payload.get("delta") or {}).get("stop_reason")
             out.append((str(kind), payload))
         return out
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
 
 
 async def open_call(

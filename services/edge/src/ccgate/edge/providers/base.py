@@ -45,6 +45,17 @@ class CallInfo:
     first_token_at: float | None = None
 
 
+class ResponseCall:
+    """An upstream call around one open httpx response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.info = CallInfo()
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
 class UpstreamCall(Protocol):
     info: CallInfo
 
@@ -64,7 +75,10 @@ def make_client(
             write=timeouts.write,
             pool=timeouts.connect,
         ),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        # Keep as many idle connections as may be in use: less churn, fewer new connections.
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
         trust_env=False,  # a proxy from the environment must not silently reroute provider traffic
     )
 
@@ -83,25 +97,34 @@ async def send(
         content=orjson.dumps(body),
         headers={"content-type": "application/json", **provider.auth_headers(), **headers},
     )
+    # The send runs in its own task and is never cancelled from here: cancelling httpcore
+    # while it acquires or opens a connection leaks the pool slot for good
+    # (encode/httpcore#1093) and the pool ends in PoolTimeout. A send we stop waiting for
+    # finishes by itself (bounded by the client's timeouts) and its response is closed.
+    sending = asyncio.ensure_future(client.send(request, stream=True))
     try:
         async with asyncio.timeout(timeouts.first_byte):
-            response = await client.send(request, stream=True)
-    except TimeoutError as exc:
-        raise UpstreamFailure(
-            overloaded(f"upstream {provider.id} sent nothing within {timeouts.first_byte:g}s"), True
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise UpstreamFailure(
-            overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True
-        ) from exc
-    except httpx.TransportError as exc:
-        raise UpstreamFailure(
-            overloaded(
-                f"cannot reach upstream {provider.id} at {provider.url} ({type(exc).__name__}); "
-                f"check {provider.spec.url_setting} and that the server is running"
-            ),
-            True,
-        ) from exc
+            response = await asyncio.shield(sending)
+    except BaseException as exc:
+        sending.add_done_callback(_close_abandoned)
+        if isinstance(exc, TimeoutError):
+            raise UpstreamFailure(
+                overloaded(f"upstream {provider.id} sent nothing within {timeouts.first_byte:g}s"),
+                True,
+            ) from exc
+        if isinstance(exc, httpx.TimeoutException):
+            raise UpstreamFailure(
+                overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True
+            ) from exc
+        if isinstance(exc, httpx.TransportError):
+            raise UpstreamFailure(
+                overloaded(
+                    f"cannot reach upstream {provider.id} at {provider.url} ({type(exc).__name__}); "
+                    f"check {provider.spec.url_setting} and that the server is running"
+                ),
+                True,
+            ) from exc
+        raise
     if response.status_code != 200:
         try:
             raw = await response.aread()
@@ -119,6 +142,18 @@ async def send(
         retryable = response.status_code in (408, 429) or response.status_code >= 500
         raise UpstreamFailure(error, retryable)
     return response
+
+
+_closing: set[asyncio.Task[None]] = set()  # keeps close tasks alive until they finish
+
+
+def _close_abandoned(task: asyncio.Future[httpx.Response]) -> None:
+    """Close the response of a send nobody waits for any more (and retrieve its error)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    closing = asyncio.ensure_future(task.result().aclose())
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
 
 
 async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[bytes]:

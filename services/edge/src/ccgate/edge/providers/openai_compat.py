@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ccgate.edge.providers.base import CallInfo, Timeouts, UpstreamFailure, body_chunks, send
+from ccgate.edge.providers.base import ResponseCall, Timeouts, UpstreamFailure, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.request import to_openai, tool_schemas
@@ -16,7 +16,7 @@ from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptio
 from ccgate.edge.translate.target import Target
 
 
-class OpenAICall:
+class OpenAICall(ResponseCall):
     def __init__(
         self,
         response: httpx.Response,
@@ -24,11 +24,10 @@ class OpenAICall:
         provider: str,
         exact_input_tokens: Callable[[], int],
     ) -> None:
-        self._response = response
+        super().__init__(response)
         self._decoder = decoder
         self._provider = provider
         self._exact_input_tokens = exact_input_tokens
-        self.info = CallInfo()
 
     async def events(self) -> AsyncIterator[list[Event]]:
         translator = self._decoder.translator
@@ -51,9 +50,6 @@ class OpenAICall:
         info.input_tokens = delta["usage"]["input_tokens"]
         info.output_tokens = delta["usage"]["output_tokens"]
         yield final
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
 
 
 async def open_call(
