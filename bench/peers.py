@@ -31,6 +31,7 @@ RESULTS = ROOT / "results"
 CONTENDERS = ROOT / ".contenders"
 FIXTURE = ROOT.parent / "tests" / "fixtures" / "main_loop_first_request.json"
 LITELLM_VERSION = "1.108.7"
+LITELLM_KEY = "sk-bench-0123456789abcdef"  # a local benchmark key, not a secret
 CCR_VERSION = "2.0.0"  # 3.1.1 depends on a package the npm registry does not serve (404)
 SEQUENTIAL = int(os.environ.get("PEERS_N", "300"))
 LEVELS = (1, 16, 64, 256)
@@ -148,13 +149,15 @@ def start_ccgate(backend: str, redis_url: str | None) -> Contender:
 
 
 def start_litellm(backend: str, workdir: Path) -> Contender:
+    # hosted_vllm/: LiteLLM's openai/ provider sends /v1/messages to the Responses API, which a
+    # plain chat-completions server (the fake, vLLM, llama.cpp, …) does not serve.
     binary = install_litellm()
     port = free_port()
     models = {"claude-sonnet-4-8": "m-1", "claude-opus-4-8": "m-200", "claude-haiku-4-5": "m-idle"}
     config = (
         "model_list:\n"
         + "".join(
-            f"  - model_name: {name}\n    litellm_params:\n      model: openai/{model}\n"
+            f"  - model_name: {name}\n    litellm_params:\n      model: hosted_vllm/{model}\n"
             f"      api_base: {backend}/v1\n      api_key: sk-fake\n"
             for name, model in models.items()
         )
@@ -167,6 +170,7 @@ def start_litellm(backend: str, workdir: Path) -> Contender:
         "LITELLM_LOG": "ERROR",
         "LITELLM_TELEMETRY": "False",
         "NO_DOCS": "True",
+        "LITELLM_MASTER_KEY": LITELLM_KEY,  # it refuses to start without one
     }
     process = subprocess.Popen(
         [
@@ -186,14 +190,17 @@ def start_litellm(backend: str, workdir: Path) -> Contender:
         stderr=subprocess.DEVNULL,
     )
     contender = Contender(
-        f"LiteLLM proxy {LITELLM_VERSION}", f"http://127.0.0.1:{port}/v1/messages", process
+        f"LiteLLM proxy {LITELLM_VERSION}",
+        f"http://127.0.0.1:{port}/v1/messages",
+        process,
+        headers={"x-api-key": LITELLM_KEY, "authorization": f"Bearer {LITELLM_KEY}"},
     )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, timeout=180)
     return contender
 
 
 def start_ccr(backend: str, workdir: Path) -> Contender:
-    binary = install_ccr()
+    install_ccr()
     port = free_port()
     home = workdir / "ccr-home"
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
@@ -213,22 +220,23 @@ def start_ccr(backend: str, workdir: Path) -> Contender:
         "Router": {"default": "fake,m-1"},
     }
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(config))
+    (home / ".claude-code-router" / ".claude-code-router.pid").unlink(missing_ok=True)
+    cli = (
+        CONTENDERS
+        / "ccr"
+        / "node_modules"
+        / "@musistudio"
+        / "claude-code-router"
+        / "dist"
+        / "cli.js"
+    )
+    log = (workdir / "ccr.log").open("wb")
     process = subprocess.Popen(
-        [
-            "node",
-            str(
-                binary.resolve().parent.parent
-                / "@musistudio"
-                / "claude-code-router"
-                / "dist"
-                / "cli.js"
-            ),
-            "start",
-        ],
+        ["node", str(cli), "start"],
         env={**os.environ, "HOME": str(home)},
         cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     contender = Contender(
         f"claude-code-router {CCR_VERSION}",
@@ -538,7 +546,7 @@ def main() -> None:
                         except subprocess.TimeoutExpired:
                             contender.process.kill()
     finally:
-        backend.terminate()
+        backend.kill()  # idle streams are held open on purpose: no graceful wait
         backend.wait(10)
     results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["machine"] = (
