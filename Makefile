@@ -7,7 +7,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
 
-.PHONY: serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
+.PHONY: bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -39,6 +39,10 @@ test: lint typecheck pytest
 bench: deps redis-deps
 	$(UV) run --frozen python -m bench.edge_latency
 	$(UV) run --frozen python -m bench.limiter
+	$(UV) run --frozen python -m bench.peers
+
+bench-peers: deps redis-deps
+	$(UV) run --frozen python -m bench.peers
 
 test-cc-latest: deps
 	cd tests/e2e && rm -rf /tmp/ccgate-cc-latest && mkdir -p /tmp/ccgate-cc-latest && npm install --prefix /tmp/ccgate-cc-latest --no-audit --no-fund @anthropic-ai/claude-code@latest

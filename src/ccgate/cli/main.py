@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ccgate.bot.cli import app as bot_app
 from ccgate.edge.cli import app as edge_app
 from ccgate.edge.cli import keys_app, limiter_app
 
@@ -11,5 +12,6 @@ app = typer.Typer(
     help="ccgate: Claude Code on any backend, one shared quota.", no_args_is_help=True
 )
 app.registered_commands.extend(edge_app.registered_commands)
+app.registered_commands.extend(bot_app.registered_commands)
 app.add_typer(limiter_app, name="limiter")
 app.add_typer(keys_app, name="keys")

@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     claude_workspace: str = "./workspaces"
     ccgate_edge_url: str = "http://127.0.0.1:8082"
     claude_bin: str | None = None
+    ccgate_bot_api_key: SecretStr | None = None  # the bot's key for the edge, when it has keys
+    bot_worker_concurrency: int = 2  # Claude Code processes per worker
+    bot_job_timeout: float = 1800.0  # seconds a single run may take
+    bot_user_queue_cap: int = 3  # queued or running jobs per chat
+    bot_permission_mode: str = "acceptEdits"
+    bot_allowed_tools: str = (
+        "Read,Edit,Write,Glob,Grep,LS,Bash(git status:*),Bash(git diff:*),Bash(ls:*)"
+    )
+    bot_skip_permissions: bool = False
 
     @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")
     @classmethod

@@ -61,10 +61,23 @@ class Authenticator:
         return record
 
 
-def caller_identity(body: dict[str, Any], key_name: str | None, client_host: str | None) -> str:
-    """The limiter's and the traces' user: key name, else Claude Code's device, else address."""
+CHAT_USER_HEADER = "x-ccgate-chat-user"
+
+
+def caller_identity(
+    body: dict[str, Any],
+    key_name: str | None,
+    client_host: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """The limiter's and the traces' user: the key's name (so its own limits hold, whatever
+    else is sent), else who a bot run acts for (`x-ccgate-chat-user`), else Claude Code's
+    device, else the address."""
     if key_name:
         return key_name
+    chat_user = (headers or {}).get(CHAT_USER_HEADER, "").strip()[:128]
+    if chat_user:
+        return f"chat/{chat_user}"
     metadata = body.get("metadata")
     raw = metadata.get("user_id") if isinstance(metadata, dict) else None
     if isinstance(raw, str) and raw:

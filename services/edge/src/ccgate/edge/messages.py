@@ -172,7 +172,7 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     user_limits = check_key(record, req, gateway)
     await check_daily_tokens(record, gateway)
     client_host = request.client.host if request.client else None
-    user = caller_identity(req, key_name, client_host)
+    user = caller_identity(req, key_name, client_host, request.headers)
     rtrace = await start_request_trace(
         request.headers,
         req,

@@ -200,6 +200,9 @@ async def start_request_trace(
     }
     if session:
         attributes["session.id"] = session
+    chat_user = headers.get("x-ccgate-chat-user")
+    if chat_user:
+        attributes["ccgate.chat_user"] = chat_user[:128]
     span = tracer.start_span(
         "POST /v1/messages", context=parent, kind=SpanKind.SERVER, attributes=attributes
     )

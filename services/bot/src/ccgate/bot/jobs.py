@@ -1,0 +1,125 @@
+"""The arq side: one job runs one Claude Code turn for one chat. Any number of workers can run
+against one Redis; each runs at most BOT_WORKER_CONCURRENCY Claude processes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.connections import RedisSettings
+
+from ccgate.bot import sessions
+from ccgate.bot.runner import run_turn
+from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
+from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_root
+from ccgate.shared.settings import Settings
+
+log = logging.getLogger("ccgate.bot")
+QUEUE = "ccgate:bot:queue"
+
+
+def describe(item: Item) -> tuple[str, str] | None:
+    """(kind, chat text) for a progress item."""
+    if isinstance(item, ToolUse):
+        return "tool", f"🔧 {item.name}: {item.argument}"
+    if isinstance(item, Thinking):
+        return "thinking", f"💭 {item.text}"
+    if isinstance(item, Text):
+        return "text", item.text
+    return None
+
+
+async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, Any]:
+    settings: Settings = ctx["settings"]
+    redis = ctx["redis"]
+    platform, chat_id, user_id = request["platform"], request["chat_id"], request["user_id"]
+    job = str(ctx.get("job_id", ""))
+    if ctx.get("job_try", 1) > 1:
+        # This turn was cut off when a worker went down; say so instead of running it again
+        # behind the user's back.
+        await sessions.post(
+            redis,
+            platform,
+            chat_id,
+            "error",
+            "⚠️ Your last request was interrupted (the worker stopped). Send it again to retry.",
+            job,
+        )
+        return {"interrupted": True}
+    state = await sessions.load(redis, platform, chat_id)
+    try:
+        root = user_root(settings.claude_workspace, platform, user_id)
+        cwd = project_dir(root, state.project)
+    except WorkspaceError as exc:
+        await sessions.post(redis, platform, chat_id, "error", f"⚠️ {exc}", job)
+        return {"error": str(exc)}
+
+    async def relay(item: Item) -> None:
+        described = describe(item)
+        if described is not None:
+            await sessions.post(redis, platform, chat_id, described[0], described[1], job)
+
+    try:
+        result = await run_turn(
+            settings,
+            request["text"],
+            cwd,
+            home_dir(root),
+            session_id=state.session_id,
+            model=state.model,
+            user_label=f"{platform}:{user_id}",
+            on_item=relay,
+            traceparent=request.get("traceparent"),
+        )
+    except TimeoutError:
+        await sessions.post(
+            redis,
+            platform,
+            chat_id,
+            "error",
+            f"⏱️ Stopped after {settings.bot_job_timeout:.0f}s (BOT_JOB_TIMEOUT).",
+            job,
+        )
+        return {"error": "timeout"}
+    if result.session_id:
+        await sessions.update(redis, platform, chat_id, session_id=result.session_id)
+    if result.denied:
+        await sessions.post(
+            redis,
+            platform,
+            chat_id,
+            "error",
+            "🚫 Not allowed here: " + ", ".join(sorted(set(result.denied))),
+            job,
+        )
+    if result.is_error or result.returncode not in (0, None):
+        reason = (
+            result.text or result.stderr.strip().splitlines()[-1:] or ["the Claude Code run failed"]
+        )
+        text = reason if isinstance(reason, str) else reason[0]
+        await sessions.post(redis, platform, chat_id, "error", f"⚠️ {text}", job)
+        return {"error": text, "session_id": result.session_id}
+    await sessions.post(redis, platform, chat_id, "final", result.text or "(no answer)", job)
+    return {"session_id": result.session_id, "final": result.text}
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    if not settings.redis_url:
+        raise RuntimeError(
+            "the worker needs REDIS_URL (its jobs and the chat sessions live in Redis)"
+        )
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+
+    return {
+        "functions": [run_claude],
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "max_jobs": settings.bot_worker_concurrency,
+        "job_timeout": int(settings.bot_job_timeout + 60),
+        "max_tries": 2,  # the second try only reports the interruption (see run_claude)
+        "allow_abort_jobs": True,
+        "on_startup": startup,
+        "queue_name": QUEUE,
+        "keep_result": 3600,
+    }

@@ -1,0 +1,142 @@
+"""The Telegram front end against a fake Bot API server, with a real Redis, the arq worker and
+the real Claude Code CLI behind the edge: allowed users get their work done with progress and
+an answer; strangers get a refusal and run nothing; a redelivered update runs once; no
+allowlist, no bot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from arq import create_pool
+from arq.worker import Worker
+
+from ccgate.bot.fronts.telegram import ConfigurationError, TelegramFront, split
+from ccgate.bot.jobs import QUEUE, worker_settings
+from ccgate.shared.settings import Settings
+from tests.e2e.conftest import Harness, claude_path
+from tests.fakes.backend import Turn
+from tests.fakes.telegram import FakeTelegram
+from tests.redis_server import RedisServer, redis_server
+
+pytestmark = pytest.mark.e2e
+TOKEN = "123456:PLANTED-telegram-token"
+ANA, STRANGER = 42, 666
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+async def until(predicate: Callable[[], bool], within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+def test_telegram_conversation(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    redis_url.flush()
+    h = harness_factory("openai")
+    target = tmp_path / f"telegram-{ANA}" / "default" / "notes.md"
+    h.backend.script(
+        Turn(
+            text="Writing.",
+            tool_calls=[("Write", {"file_path": str(target), "content": "# notes\n"})],
+        ),
+        Turn(text="Done: notes.md is there."),
+        Turn(text="We talked about notes.md."),
+    )
+    with FakeTelegram(TOKEN) as telegram:
+        settings = Settings(
+            _env_file=None,
+            redis_url=redis_url.url,
+            ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
+            claude_bin=claude_path(),
+            claude_workspace=str(tmp_path),
+            bot_allowed_tools="Write,Read",
+            telegram_bot_token=TOKEN,
+            telegram_api_base_url=telegram.url,
+            allowed_telegram_user_id=str(ANA),
+        )
+
+        async def scenario() -> None:
+            options = worker_settings(settings)
+            pool = await create_pool(options["redis_settings"])
+            worker = Worker(**options, poll_delay=0.1, handle_signals=False)
+            front = TelegramFront(settings, pool, QUEUE)
+            tasks = [asyncio.create_task(worker.main()), asyncio.create_task(front.run())]
+            try:
+                first = telegram.user_says(ANA, "please create notes.md")
+                telegram.user_says(ANA, "please create notes.md", message_id=first)  # redelivered
+                await until(lambda: "Done: notes.md is there." in telegram.texts(ANA))
+                telegram.user_says(STRANGER, "rm -rf / please")
+                await until(
+                    lambda: any("not allowed" in t for t in telegram.texts(STRANGER)), within=20
+                )
+                telegram.user_says(ANA, "what did we talk about?")
+                await until(lambda: "We talked about notes.md." in telegram.texts(ANA))
+                telegram.user_says(ANA, "/status")
+                await until(
+                    lambda: any(t.startswith("session:") for t in telegram.texts(ANA)), within=20
+                )
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await worker.close()
+                await pool.aclose()
+
+        asyncio.run(scenario())
+        texts = telegram.texts(ANA)
+        assert target.read_text() == "# notes\n"
+        assert any("🔧 Write" in s.get("text", "") for s in telegram.sent)  # progress was relayed
+        assert (
+            len(h.backend.requests) == 3
+        )  # the redelivered update ran nothing; the stranger neither
+        assert "please create notes.md" in str(
+            h.backend.requests[-1].body
+        )  # the session was resumed
+        status = next(t for t in texts if t.startswith("session:"))
+        assert "session: (new)" not in status
+        assert all(TOKEN not in str(s) for s in telegram.sent)
+
+
+def test_no_allowlist_no_bot(redis_url: RedisServer) -> None:
+    settings = Settings(_env_file=None, telegram_bot_token=TOKEN)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="ALLOWED_TELEGRAM_USER_ID"):
+        TelegramFront(settings, None, QUEUE)  # type: ignore[arg-type]
+    env = {
+        **os.environ,
+        "MESSAGING_PLATFORM": "telegram",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "REDIS_URL": redis_url.url,
+        "ALLOWED_TELEGRAM_USER_ID": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ccgate.cli", "bot"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        "ALLOWED_TELEGRAM_USER_ID" in result.stderr and TOKEN not in result.stderr + result.stdout
+    )
+
+
+def test_long_answers_are_split_at_the_limit() -> None:
+    text = ("line of text\n" * 1000).strip()
+    pieces = split(text, 4096)
+    assert all(len(p) <= 4096 for p in pieces) and "\n".join(pieces) == text

@@ -1,0 +1,180 @@
+"""The bot's worker end to end: an arq job in a real Redis runs the real Claude Code CLI against
+the edge and a scripted backend, relays progress to the outbox, keeps the session, resumes it,
+and dies whole on /stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.jobs import Job
+from arq.worker import Worker
+
+from ccgate.bot import sessions
+from ccgate.bot.jobs import worker_settings
+from ccgate.shared.settings import Settings
+from tests.e2e.conftest import Harness, claude_path
+from tests.fakes.backend import Turn
+from tests.redis_server import RedisServer, redis_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=redis.url,
+        ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
+        claude_bin=claude_path(),
+        claude_workspace=str(workspace),
+        bot_allowed_tools="Write,Bash,Read",
+        **extra,
+    )
+
+
+async def outbox(redis_url: str) -> list[dict[str, str]]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        entries = await pool.xrange(sessions.OUTBOX)
+        return [orjson.loads(fields[b"data"]) for _, fields in entries]
+    finally:
+        await pool.aclose()
+
+
+async def run_jobs(settings: Settings, *requests: dict[str, str]) -> list[Any]:
+    options = worker_settings(settings)
+    pool = await create_pool(options["redis_settings"])
+    try:
+        jobs = [
+            await pool.enqueue_job("run_claude", r, _queue_name=options["queue_name"])
+            for r in requests
+        ]
+        worker = Worker(**options, burst=True, poll_delay=0.1, handle_signals=False)
+        await worker.main()
+        await worker.close()
+        return [await job.result(timeout=5) for job in jobs if job is not None]
+    finally:
+        await pool.aclose()
+
+
+def alive(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+def request(text: str, message: str) -> dict[str, str]:
+    return {
+        "platform": "telegram",
+        "chat_id": "100",
+        "user_id": "42",
+        "text": text,
+        "message_id": message,
+    }
+
+
+def test_a_chat_turn_creates_a_file_and_the_next_one_resumes(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    redis_url.flush()
+    h = harness_factory("openai")
+    settings = settings_for(h, redis_url, tmp_path)
+    target = tmp_path / "telegram-42" / "default" / "hello.txt"
+    h.backend.script(
+        Turn(
+            text="Writing it.",
+            tool_calls=[("Write", {"file_path": str(target), "content": "hi from the bot\n"})],
+        ),
+        Turn(text="Created hello.txt."),
+        Turn(text="You asked me to create hello.txt."),
+    )
+    first = asyncio.run(run_jobs(settings, request("create hello.txt", "1")))[0]
+    assert target.read_text() == "hi from the bot\n"
+    assert first["final"] == "Created hello.txt." and first["session_id"]
+    posted = asyncio.run(outbox(redis_url.url))
+    kinds = [p["kind"] for p in posted]
+    assert "tool" in kinds and kinds[-1] == "final"
+    assert any(p["text"].startswith("🔧 Write") for p in posted)
+    assert posted[-1]["text"] == "Created hello.txt."
+
+    second = asyncio.run(run_jobs(settings, request("what did I ask before?", "2")))[0]
+    assert second["final"] == "You asked me to create hello.txt."
+    assert second["session_id"] == first["session_id"]  # the same Claude Code session
+    shown = orjson.dumps(h.backend.requests[-1].body).decode()
+    assert "create hello.txt" in shown and "hi from the bot" in shown  # the earlier turns
+
+
+def test_stop_kills_the_whole_process_group(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    redis_url.flush()
+    h = harness_factory("openai")
+    settings = settings_for(h, redis_url, tmp_path)
+    marker = f"sleep 37.{os.getpid()}"
+    h.backend.script(
+        Turn(text="Waiting.", tool_calls=[("Bash", {"command": marker, "description": "wait"})])
+    )
+
+    async def scenario() -> str | None:
+        options = worker_settings(settings)
+        pool = await create_pool(options["redis_settings"])
+        worker = Worker(**options, poll_delay=0.1, handle_signals=False)
+        running = asyncio.create_task(worker.main())
+        try:
+            job = await pool.enqueue_job(
+                "run_claude", request("wait a while", "3"), _queue_name=options["queue_name"]
+            )
+            assert job is not None
+            deadline = time.monotonic() + 60
+            while not await asyncio.to_thread(alive, marker):
+                assert time.monotonic() < deadline, "the tool never started"
+                await asyncio.sleep(0.2)
+            assert await Job(job.job_id, pool, _queue_name=options["queue_name"]).abort(timeout=10)
+            started = time.monotonic()
+            while await asyncio.to_thread(alive, marker):
+                assert time.monotonic() - started < 5, "the tool outlived /stop"
+                await asyncio.sleep(0.1)
+            return job.job_id
+        finally:
+            running.cancel()
+            await worker.close()
+            await pool.aclose()
+
+    assert asyncio.run(scenario())
+
+
+def test_an_interrupted_job_is_reported_not_rerun(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    from ccgate.bot.jobs import run_claude
+
+    redis_url.flush()
+    h = harness_factory("openai")
+    settings = settings_for(h, redis_url, tmp_path)
+
+    async def second_try() -> Any:
+        pool = await create_pool(RedisSettings.from_dsn(redis_url.url))
+        try:
+            return await run_claude(
+                {"settings": settings, "redis": pool, "job_try": 2, "job_id": "j"},
+                request("do it", "4"),
+            )
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(second_try()) == {"interrupted": True}
+    assert h.backend.requests == []  # nothing ran behind the user's back
+    assert "interrupted" in asyncio.run(outbox(redis_url.url))[-1]["text"]
