@@ -367,40 +367,35 @@ def tree_rss_mb(pid: int) -> float:
 
 
 async def idle_streams(contender: Contender, url: str) -> dict[str, Any]:
+    """Open IDLE_STREAMS streams that the backend keeps silent; the gateway's memory with them."""
     assert contender.pid is not None
     before = tree_rss_mb(contender.pid)
     limits = httpx.Limits(max_connections=IDLE_STREAMS + 10, max_keepalive_connections=10)
-    opened = 0
     async with httpx.AsyncClient(timeout=httpx.Timeout(120), limits=limits) as client:
-        streams = []
-        try:
-            for _ in range(IDLE_STREAMS):
-                request = client.build_request(
-                    "POST",
-                    url,
-                    json=body(contender, contender.model_idle, True),
-                    headers=contender.headers,
+        streams = [
+            asyncio.create_task(
+                client.send(
+                    client.build_request(
+                        "POST",
+                        url,
+                        json=body(contender, contender.model_idle, True),
+                        headers=contender.headers,
+                    ),
+                    stream=True,
                 )
-                streams.append(asyncio.create_task(client.send(request, stream=True)))
-            responses = await asyncio.wait_for(
-                asyncio.gather(*streams, return_exceptions=True), 120
             )
-            opened = sum(
-                1 for r in responses if isinstance(r, httpx.Response) and r.status_code == 200
-            )
-            await asyncio.sleep(3)
-            during = tree_rss_mb(contender.pid)
-        finally:
-            for task in streams:
-                if (
-                    task.done()
-                    and not task.exception()
-                    and isinstance(task.result(), httpx.Response)
-                ):
-                    await task.result().aclose()
-                else:
-                    task.cancel()
-    return {"streams_open": opened, "rss_before_mb": before, "rss_with_streams_mb": during}
+            for _ in range(IDLE_STREAMS)
+        ]
+        done, pending = await asyncio.wait(streams, timeout=60)
+        opened = [t.result() for t in done if not t.exception() and t.result().status_code == 200]
+        await asyncio.sleep(3)
+        during = tree_rss_mb(contender.pid)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for response in opened:
+            await response.aclose()
+    return {"streams_open": len(opened), "rss_before_mb": before, "rss_with_streams_mb": during}
 
 
 # -- report ------------------------------------------------------------------------------
@@ -536,7 +531,7 @@ def main() -> None:
                     results["contenders"][name] = asyncio.run(
                         measure(contender, backend_url + "/v1/chat/completions")
                     )
-                except Exception as exc:
+                except (Exception, asyncio.CancelledError) as exc:
                     results["contenders"][name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
                 finally:
                     if contender and contender.process:

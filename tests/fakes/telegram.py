@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -82,10 +84,20 @@ class FakeTelegram:
         ]
 
     async def _params(self, request: Request) -> dict[str, Any]:
-        if request.headers.get("content-type", "").startswith("application/json"):
-            return dict(await request.json())
-        form = await request.form()
-        return {k: (v if isinstance(v, str) else "<file>") for k, v in form.items()}
+        kind = request.headers.get("content-type", "")
+        raw = await request.body()
+        if kind.startswith("application/json"):
+            return dict(json.loads(raw or b"{}"))
+        if kind.startswith("multipart/form-data"):
+            # Only sendDocument uploads: keep the plain fields, note that a file came.
+            params: dict[str, Any] = {"document": "<file>"}
+            for part in raw.split(b"--" + kind.split("boundary=")[1].encode()):
+                head, _, value = part.partition(b"\r\n\r\n")
+                if b'name="' in head and b"filename=" not in head:
+                    name = head.split(b'name="')[1].split(b'"')[0].decode()
+                    params[name] = value.rstrip(b"\r\n-").decode(errors="replace")
+            return params
+        return dict(parse_qsl(raw.decode()))
 
     async def _call(self, request: Request) -> JSONResponse:
         if request.path_params["token"] != self.token:

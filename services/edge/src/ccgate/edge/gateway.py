@@ -184,6 +184,7 @@ class Gateway:
             write=settings.http_write_timeout,
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._retired: list[asyncio.TimerHandle] = []  # old pools waiting to be closed
         self.tracing = tracing_configured()
         redis = connect(settings.redis_url) if settings.redis_url else None
         self.tool_index: ToolSpanIndex = (
@@ -200,6 +201,20 @@ class Gateway:
 
                 HTTPXClientInstrumentor.instrument_client(client)
         return client
+
+    def reset_client(self, provider: Provider) -> None:
+        """A pool with no free connection while the limiter holds far fewer requests has
+        leaked slots (cancellations inside httpcore can do that): start a fresh pool and close
+        the old one once its streams are done."""
+        old = self._clients.pop(provider.id, None)
+        if old is None:
+            return
+        log.error("connection pool for %s exhausted; starting a fresh one", provider.id)
+        metrics.UPSTREAM_ERRORS.labels(provider.id, "pool_reset").inc()
+        task = asyncio.get_running_loop().call_later(
+            self.timeouts.idle + 5, lambda: asyncio.ensure_future(old.aclose())
+        )
+        self._retired.append(task)
 
     def warm_up(self) -> None:
         """Create the routed providers' connection pools now, not on the first request."""
@@ -266,6 +281,8 @@ class Gateway:
                         )
                 except UpstreamFailure as failure:
                     error = failure.error
+                    if failure.pool_exhausted:
+                        self.reset_client(provider)
                     outcome: Outcome = "rate_limited" if error.status == 429 else "error"
                     await self.limiter.release(admitted, outcome)
                     metrics.UPSTREAM_ERRORS.labels(route.provider, error.type).inc()

@@ -27,10 +27,11 @@ class Timeouts:
 class UpstreamFailure(Exception):
     """The upstream failed before its first byte; `retryable` says a fallback may be tried."""
 
-    def __init__(self, error: ApiError, retryable: bool) -> None:
+    def __init__(self, error: ApiError, retryable: bool, pool_exhausted: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.retryable = retryable
+        self.pool_exhausted = pool_exhausted
 
 
 @dataclass
@@ -114,7 +115,9 @@ async def send(
             ) from exc
         if isinstance(exc, httpx.TimeoutException):
             raise UpstreamFailure(
-                overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True
+                overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"),
+                True,
+                pool_exhausted=isinstance(exc, httpx.PoolTimeout),
             ) from exc
         if isinstance(exc, httpx.TransportError):
             raise UpstreamFailure(

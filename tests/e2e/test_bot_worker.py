@@ -123,9 +123,11 @@ def test_stop_kills_the_whole_process_group(
     redis_url.flush()
     h = harness_factory("openai")
     settings = settings_for(h, redis_url, tmp_path)
-    marker = f"sleep 37.{os.getpid()}"
+    # Not a sleep: Claude Code blocks long sleeps (even inside python) and suggests the background.
+    marker = f"ccgate-stop-test-{os.getpid()}"
+    command = f"python3 -c 'import select; select.select([], [], [], 300)' {marker}"
     h.backend.script(
-        Turn(text="Waiting.", tool_calls=[("Bash", {"command": marker, "description": "wait"})])
+        Turn(text="Waiting.", tool_calls=[("Bash", {"command": command, "description": "wait"})])
     )
 
     async def scenario() -> str | None:
