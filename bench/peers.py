@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from bench.edge_latency import cpu_seconds, free_port, wait_port
+from bench.edge_latency import cpu_seconds as process_cpu_seconds
+from bench.edge_latency import free_port, wait_port
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
@@ -350,6 +351,25 @@ async def measure(contender: Contender, direct_url: str) -> dict[str, Any]:
     return out
 
 
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (LiteLLM and ccr serve from child processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [pid]
+    for child in children.read_text().split() if children.exists() else []:
+        found += tree(int(child))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in tree(pid):
+        try:
+            total += process_cpu_seconds(member)
+        except OSError:  # exited meanwhile
+            pass
+    return total
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -358,12 +378,7 @@ def rss_mb(pid: int) -> float:
 
 
 def tree_rss_mb(pid: int) -> float:
-    """RSS of the process and its children (LiteLLM and ccr run worker children)."""
-    total = rss_mb(pid)
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else []:
-        total += tree_rss_mb(int(child))
-    return total
+    return sum(rss_mb(p) for p in tree(pid))
 
 
 async def idle_streams(contender: Contender, url: str) -> dict[str, Any]:

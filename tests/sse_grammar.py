@@ -101,3 +101,17 @@ def check_grammar(events: list[tuple[str, dict[str, Any]]], allow_error: bool = 
             fail(i, f"unknown event {name}")
     if not saw_stop:
         fail(len(events), "stream ended without message_stop")
+
+
+def sdk_accumulate(events: list[tuple[str, dict[str, Any]]]) -> Any:
+    """The official anthropic SDK's own stream accumulator over the events: it must build a
+    message from them (what `messages.stream(...).get_final_message()` would return)."""
+    from anthropic.lib.streaming._messages import accumulate_event
+
+    snapshot = None
+    json_bufs: dict[int, bytes] = {}
+    for name, data in events:
+        if name in ("ping", "error"):
+            continue
+        snapshot = accumulate_event(event=data, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
+    return snapshot

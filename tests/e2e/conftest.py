@@ -24,7 +24,7 @@ from ccgate.shared.settings import Settings
 from tests.conftest import backend_env
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer
-from tests.sse_grammar import check_grammar, parse_sse
+from tests.sse_grammar import check_grammar, parse_sse, sdk_accumulate
 
 E2E_DIR = Path(__file__).parent
 RUN_TIMEOUT = 150.0
@@ -171,7 +171,11 @@ def harness_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., H
         if isinstance(item, Harness):
             for status, ctype, body in item.recorder.responses:
                 if status == 200 and ctype.startswith("text/event-stream"):
-                    check_grammar(parse_sse(body), allow_error=True)
+                    events = parse_sse(body)
+                    check_grammar(events, allow_error=True)
+                    if events and events[-1][0] == "message_stop":
+                        message = sdk_accumulate(events)
+                        assert message is not None and message.stop_reason is not None
             shutil.rmtree(item.workspace.parent, ignore_errors=True)
         else:
             item.__exit__(None, None, None)

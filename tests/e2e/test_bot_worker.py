@@ -180,3 +180,35 @@ def test_an_interrupted_job_is_reported_not_rerun(
     assert asyncio.run(second_try()) == {"interrupted": True}
     assert h.backend.requests == []  # nothing ran behind the user's back
     assert "interrupted" in asyncio.run(outbox(redis_url.url))[-1]["text"]
+
+
+def test_the_chat_message_trace_reaches_the_edge(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    """A traceparent from the front end goes through the job and the CLI (via
+    ANTHROPIC_CUSTOM_HEADERS) to the edge, whose server span joins that trace and knows the
+    chat user."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    redis_url.flush()
+    h = harness_factory("openai")
+    h.backend.script(Turn(text="Traced."))
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    job = {**request("trace me", "5"), "traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    assert asyncio.run(run_jobs(settings_for(h, redis_url, tmp_path), job))[0]["final"] == "Traced."
+    spans = exporter.get_finished_spans()
+    run = next(s for s in spans if s.name == "claude run")
+    edge = [s for s in spans if s.name == "POST /v1/messages"]
+    assert format(run.context.trace_id, "032x") == trace_id
+    assert edge and all(format(s.context.trace_id, "032x") == trace_id for s in edge)
+    assert edge[0].parent is not None and edge[0].parent.span_id == run.context.span_id
+    assert (edge[0].attributes or {})["ccgate.chat_user"] == "telegram:42"

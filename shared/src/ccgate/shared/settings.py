@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     http_write_timeout: float = 10.0
     http_first_byte_timeout: float = 120.0
     ping_interval: float = 10.0
+    http_max_connections: int = (
+        4096  # per provider; the limiter's concurrency cap is the real bound
+    )
 
     # Quota savers: answered locally, never spending a provider request.
     enable_network_probe_mock: bool = True

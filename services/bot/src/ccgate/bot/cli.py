@@ -6,6 +6,7 @@ import typer
 
 from ccgate.shared.logging import setup_logging
 from ccgate.shared.settings import Settings
+from ccgate.shared.telemetry import setup_tracing
 
 app = typer.Typer(help="The bot's worker.")
 
@@ -19,6 +20,7 @@ def worker() -> None:
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
+    setup_tracing("ccgate-worker")
     try:
         options = worker_settings(settings)
     except RuntimeError as exc:
@@ -40,6 +42,7 @@ def bot() -> None:
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
+    setup_tracing("ccgate-bot")
     platforms = {
         p.strip()
         for p in settings.messaging_platform.lower().replace("both", "telegram,discord").split(",")

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from arq.connections import RedisSettings
+from opentelemetry import propagate, trace
 
 from ccgate.bot import sessions
 from ccgate.bot.runner import run_turn
@@ -15,6 +16,7 @@ from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_roo
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.bot")
+tracer = trace.get_tracer("ccgate.bot")
 QUEUE = "ccgate:bot:queue"
 
 
@@ -59,6 +61,17 @@ async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, 
         if described is not None:
             await sessions.post(redis, platform, chat_id, described[0], described[1], job)
 
+    # The chat message's trace goes on through this run into every edge request it makes.
+    parent = propagate.extract(
+        {"traceparent": request["traceparent"]} if request.get("traceparent") else {}
+    )
+    span = tracer.start_span(
+        "claude run",
+        context=parent,
+        attributes={"ccgate.chat_user": f"{platform}:{user_id}", "ccgate.job": job},
+    )
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
     try:
         result = await run_turn(
             settings,
@@ -69,9 +82,10 @@ async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, 
             model=state.model,
             user_label=f"{platform}:{user_id}",
             on_item=relay,
-            traceparent=request.get("traceparent"),
+            traceparent=carrier.get("traceparent"),
         )
     except TimeoutError:
+        span.end()
         await sessions.post(
             redis,
             platform,
@@ -81,6 +95,11 @@ async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, 
             job,
         )
         return {"error": "timeout"}
+    except BaseException:
+        span.end()
+        raise
+    span.set_attribute("ccgate.outcome", "error" if result.is_error else "ok")
+    span.end()
     if result.session_id:
         await sessions.update(redis, platform, chat_id, session_id=result.session_id)
     if result.denied:

@@ -195,7 +195,9 @@ class Gateway:
     def client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider.id)
         if client is None:
-            client = self._clients[provider.id] = make_client(provider, self.timeouts)
+            client = self._clients[provider.id] = make_client(
+                provider, self.timeouts, self.settings.http_max_connections
+            )
             if self.tracing:  # the HTTP client span, and traceparent to the backend
                 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 

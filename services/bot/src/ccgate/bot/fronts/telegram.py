@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 from arq import ArqRedis
 from arq.jobs import Job, JobStatus
-from telegram import Update
+from opentelemetry import trace
+from telegram import Message, Update, User
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from ccgate.bot import sessions
@@ -23,6 +24,7 @@ from ccgate.bot.workspace import WorkspaceError, project_dir, user_root
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.bot")
+tracer = trace.get_tracer("ccgate.bot")
 
 PLATFORM = "telegram"
 MESSAGE_LIMIT = 4096
@@ -104,19 +106,26 @@ class TelegramFront:
             await update.effective_message.reply_text("Sorry, you are not allowed to use this bot.")
         return False
 
+    async def _caller(self, update: Update) -> tuple[str, Message, User] | None:
+        """(chat id, message, user) of an allowed caller; None (after a refusal) otherwise."""
+        if not await self._allowed(update):
+            return None
+        chat, message, user = update.effective_chat, update.effective_message, update.effective_user
+        if chat is None or message is None or user is None:
+            return None
+        return str(chat.id), message, user
+
     # -- commands --------------------------------------------------------------------------
     async def hello(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        if await self._allowed(update) and update.effective_message:
-            await update.effective_message.reply_text(
-                "Send me a task; /new starts over, /stop cancels."
-            )
+        caller = await self._caller(update)
+        if caller is not None:
+            await caller[1].reply_text("Send me a task; /new starts over, /stop cancels.")
 
     async def message(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await self._allowed(update):
+        caller = await self._caller(update)
+        if caller is None:
             return
-        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-        assert message is not None and chat is not None and user is not None
-        chat_id = str(chat.id)
+        chat_id, message, user = caller
         active = await self.arq.scard(running_key(chat_id))  # type: ignore[misc]
         if active >= self.settings.bot_user_queue_cap:
             await message.reply_text(
@@ -144,39 +153,31 @@ class TelegramFront:
         await message.reply_text("Queued." if active else "Working on it…")
 
     async def new(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        if (
-            not await self._allowed(update)
-            or update.effective_chat is None
-            or update.effective_message is None
-        ):
+        caller = await self._caller(update)
+        if caller is None:
             return
-        await sessions.update(self.arq, PLATFORM, str(update.effective_chat.id), session_id=None)
-        await update.effective_message.reply_text("Fresh session: the next message starts over.")
+        chat_id, message, _user = caller
+        await sessions.update(self.arq, PLATFORM, chat_id, session_id=None)
+        await message.reply_text("Fresh session: the next message starts over.")
 
     async def stop(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        if (
-            not await self._allowed(update)
-            or update.effective_chat is None
-            or update.effective_message is None
-        ):
+        caller = await self._caller(update)
+        if caller is None:
             return
-        chat_id = str(update.effective_chat.id)
+        chat_id, message, _user = caller
         stopped = 0
         for raw in await self.arq.smembers(running_key(chat_id)):  # type: ignore[misc]
             job = Job(raw.decode(), self.arq, _queue_name=self.queue)
             if await job.status() in (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress):
                 stopped += int(await job.abort(timeout=10))
             await self.arq.srem(running_key(chat_id), raw)  # type: ignore[misc]
-        await update.effective_message.reply_text("Stopped." if stopped else "Nothing was running.")
+        await message.reply_text("Stopped." if stopped else "Nothing was running.")
 
     async def status(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        if (
-            not await self._allowed(update)
-            or update.effective_chat is None
-            or update.effective_message is None
-        ):
+        caller = await self._caller(update)
+        if caller is None:
             return
-        chat_id = str(update.effective_chat.id)
+        chat_id, message, _user = caller
         state = await sessions.load(self.arq, PLATFORM, chat_id)
         lines = [
             f"session: {state.session_id or '(new)'}",
@@ -188,45 +189,34 @@ class TelegramFront:
             lines.append(f"job {raw.decode()}: {(await job.status()).value}")
         queued = await self.arq.zcard(self.queue)
         lines.append(f"jobs waiting across all chats: {queued}")
-        await update.effective_message.reply_text("\n".join(lines))
+        await message.reply_text("\n".join(lines))
 
     async def model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if (
-            not await self._allowed(update)
-            or update.effective_chat is None
-            or update.effective_message is None
-        ):
+        caller = await self._caller(update)
+        if caller is None:
             return
+        chat_id, message, _user = caller
         choice = (context.args or [""])[0].lower()
         if choice not in TIERS:
-            await update.effective_message.reply_text(
-                "Use /model opus, /model sonnet or /model haiku."
-            )
+            await message.reply_text("Use /model opus, /model sonnet or /model haiku.")
             return
-        await sessions.update(self.arq, PLATFORM, str(update.effective_chat.id), model=choice)
-        await update.effective_message.reply_text(f"Model tier: {choice}.")
+        await sessions.update(self.arq, PLATFORM, chat_id, model=choice)
+        await message.reply_text(f"Model tier: {choice}.")
 
     async def project(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if (
-            not await self._allowed(update)
-            or update.effective_chat is None
-            or update.effective_message is None
-        ):
+        caller = await self._caller(update)
+        if caller is None:
             return
-        assert update.effective_user is not None
+        chat_id, message, user = caller
         name = (context.args or [""])[0]
         try:
-            root = user_root(self.settings.claude_workspace, PLATFORM, update.effective_user.id)
+            root = user_root(self.settings.claude_workspace, PLATFORM, user.id)
             project_dir(root, name)
         except WorkspaceError as exc:
-            await update.effective_message.reply_text(str(exc))
+            await message.reply_text(str(exc))
             return
-        await sessions.update(
-            self.arq, PLATFORM, str(update.effective_chat.id), project=name, session_id=None
-        )
-        await update.effective_message.reply_text(
-            f"Project: {name} (a fresh session starts there)."
-        )
+        await sessions.update(self.arq, PLATFORM, chat_id, project=name, session_id=None)
+        await message.reply_text(f"Project: {name} (a fresh session starts there).")
 
     # -- the worker's progress ---------------------------------------------------------------
     async def relay_outbox(self) -> None:
