@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ccgate.edge import metrics
+from ccgate.edge.outcome import record_outcome
 from ccgate.edge.providers import anthropic_native, openai_compat
 from ccgate.edge.providers.base import (
     CallInfo,
@@ -34,7 +35,7 @@ from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
 from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
-from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, Usage, UsageStore
+from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, UsageStore
 from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
 from ccgate.limiter.failover import LimiterUnavailable
 from ccgate.shared.redis import connect
@@ -95,72 +96,7 @@ class Opened:
             await self._record(outcome)
 
     async def _record(self, outcome: Outcome) -> None:
-        info, span, provider = self.info, self.span, self.route.provider
-        now = time.monotonic()
-        status = "200" if outcome == "ok" else ("499" if outcome == "cancelled" else "error")
-        metrics.REQUESTS.labels(provider, self.route.model, status).inc()
-        metrics.DURATION.labels(provider).observe(now - self.started)
-        if info.first_token_at is not None:
-            metrics.TTFT.labels(provider).observe(info.first_token_at - self.started)
-        if info.input_tokens:
-            metrics.TOKENS.labels(provider, "input").inc(info.input_tokens)
-        if info.output_tokens:
-            metrics.TOKENS.labels(provider, "output").inc(info.output_tokens)
-        if self.usage is not None:
-            metrics.KEY_REQUESTS.labels(self.usage_key, provider).inc()
-            metrics.KEY_TOKENS.labels(self.usage_key, "input").inc(info.input_tokens or 0)
-            metrics.KEY_TOKENS.labels(self.usage_key, "output").inc(info.output_tokens or 0)
-            try:
-                await self.usage.record(
-                    Usage(
-                        self.usage_key,
-                        provider,
-                        self.route.model,
-                        info.input_tokens or 0,
-                        info.output_tokens or 0,
-                        outcome == "error",
-                        self.queued,
-                    )
-                )
-            except Exception as exc:  # a usage record must never fail the request
-                log.warning("usage record failed: %s", type(exc).__name__)
-        if not span.is_recording():
-            span.end()
-            self.trace.end()
-            return
-        wall_ns = time.time_ns()
-        if info.first_token_at is not None:
-            at = wall_ns - int((now - info.first_token_at) * 1e9)
-            span.add_event("gen_ai.first_token", timestamp=at)
-        attributes: dict[str, Any] = {
-            "gen_ai.response.model": info.response_model or self.route.model,
-            "gen_ai.usage.input_tokens": info.input_tokens or 0,
-            "gen_ai.usage.output_tokens": info.output_tokens or 0,
-        }
-        if info.stop_reason:
-            attributes["gen_ai.response.finish_reasons"] = [info.stop_reason]
-        if info.tool_calls:
-            attributes["gen_ai.response.tool_calls"] = [name for _, name in info.tool_calls]
-            for call_id, name in info.tool_calls:
-                span.add_event(
-                    "gen_ai.tool.call", {"gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id}
-                )
-            await self.tool_index.remember(
-                [cid for cid, _ in info.tool_calls], span.get_span_context()
-            )
-        if self.completion:
-            attributes["gen_ai.completion"] = "".join(self.completion)[:8000]
-        span.set_attributes(attributes)
-        span.add_event("gen_ai.stream.end", {"ccgate.outcome": outcome})
-        if outcome == "cancelled":
-            span.set_attribute("ccgate.client_disconnected", True)
-            self.trace.span.set_attribute("ccgate.client_disconnected", True)
-        elif self.error is not None:
-            span.set_attribute("error.type", self.error.type)
-            span.set_status(Status(StatusCode.ERROR, self.error.message[:300]))
-            self.trace.fail(self.error.type, self.error.message)
-        span.end()
-        self.trace.end()
+        await record_outcome(self, outcome)
 
 
 def limits_from(settings: Settings) -> Any:
