@@ -18,6 +18,32 @@ from tests.conftest import Edge
 from tests.fakes.server import free_port
 
 
+def read_response(sock: socket.socket) -> str:
+    """A whole HTTP response from a raw socket: headers, then content-length bytes of body
+    (they may come in separate segments)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def assert_anthropic_error(response: httpx.Response, status: int, needle: str) -> None:
     assert response.status_code == status, response.text
     data = response.json()
@@ -32,7 +58,7 @@ def test_oversized_bodies_are_refused_without_reading_them_whole(edge: Edge) -> 
             b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 67108864\r\n\r\n{"
         )
-        reply = sock.recv(65536).decode()
+        reply = read_response(sock)
     assert reply.startswith("HTTP/1.1 413") and "request_too_large" in reply
 
     def chunks() -> Iterator[bytes]:  # chunked: no length to judge by up front
@@ -76,7 +102,7 @@ def test_slow_body_is_cut_off(edge: Edge, monkeypatch: pytest.MonkeyPatch) -> No
             b'Content-Length: 100\r\n\r\n{"model"'
         )
         started = time.monotonic()
-        reply = sock.recv(65536).decode()
+        reply = read_response(sock)
         assert time.monotonic() - started < 5
     assert reply.startswith("HTTP/1.1 408")
     assert '"type":"error"' in reply and "did not arrive" in reply
