@@ -64,6 +64,20 @@ class Authenticator:
 CHAT_USER_HEADER = "x-ccgate-chat-user"
 
 
+def metadata_user(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """`metadata.user_id` as sent, and its fields when it is JSON (Claude Code sends a JSON
+    string holding device_id, account_uuid and session_id)."""
+    metadata = body.get("metadata")
+    raw = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if not isinstance(raw, str) or not raw:
+        return None, {}
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw, {}
+    return raw, parsed if isinstance(parsed, dict) else {}
+
+
 def caller_identity(
     body: dict[str, Any],
     key_name: str | None,
@@ -78,18 +92,12 @@ def caller_identity(
     chat_user = (headers or {}).get(CHAT_USER_HEADER, "").strip()[:128]
     if chat_user:
         return f"chat/{chat_user}"
-    metadata = body.get("metadata")
-    raw = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(raw, str) and raw:
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw[:128]
-        if isinstance(parsed, dict):
-            for field in ("device_id", "session_id", "account_uuid"):
-                value = parsed.get(field)
-                if isinstance(value, str) and value:
-                    return value[:128]
+    raw, fields = metadata_user(body)
+    if raw:
+        for field in ("device_id", "session_id", "account_uuid"):
+            value = fields.get(field)
+            if isinstance(value, str) and value:
+                return value[:128]
         return raw[:128]
     return client_host or "anonymous"
 
@@ -98,13 +106,5 @@ def session_id(body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
     header = headers.get("x-claude-code-session-id")
     if header:
         return header[:128]
-    metadata = body.get("metadata")
-    raw = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(raw, str) and raw.startswith("{"):
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        value = parsed.get("session_id") if isinstance(parsed, dict) else None
-        return value[:128] if isinstance(value, str) and value else None
-    return None
+    value = metadata_user(body)[1].get("session_id")
+    return value[:128] if isinstance(value, str) and value else None

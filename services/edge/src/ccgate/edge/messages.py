@@ -43,10 +43,14 @@ def error_response(error: ApiError) -> Response:
     )
 
 
+def too_large() -> ApiError:
+    return ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+
+
 async def read_json(request: Request) -> tuple[Any, int]:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+        raise too_large()
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
             raw = await read_capped(request)
@@ -56,8 +60,6 @@ async def read_json(request: Request) -> tuple[Any, int]:
             "invalid_request_error",
             f"the request body did not arrive within {BODY_TIMEOUT:g}s",
         ) from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
     if not raw:
         raise invalid_request("request body is empty; send a JSON Messages request")
     try:
@@ -75,7 +77,7 @@ async def read_capped(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ApiError(413, "request_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opentelemetry import propagate, trace
@@ -162,7 +162,6 @@ class RequestTrace:
     span: Span
     context: Context
     capture_content: bool
-    started: float = field(default_factory=time.monotonic)
 
     def child(
         self,

@@ -288,9 +288,6 @@ class MemoryLimiter:
             }
         return out
 
-    async def in_flight(self) -> int:
-        return sum(len(s.in_flight) for s in self._providers.values())
-
     async def close(self) -> None:
         for state in self._providers.values():
             if state.timer is not None:
