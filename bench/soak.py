@@ -28,6 +28,7 @@ CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))
 DISCONNECT = 0.10
 MESSAGES: list[str] = []  # a few distinct error bodies, for the report
 CHUNKS = 50
+EDGE_LOG = Path(os.environ.get("SOAK_EDGE_LOG", "/tmp/ccgate-soak-edge.log"))
 
 
 def rss_mb(pid: int) -> float:
@@ -71,6 +72,18 @@ async def client(url: str, stop: float, stats: dict[str, int], latencies: list[f
                 stats[type(exc).__name__] = stats.get(type(exc).__name__, 0) + 1
 
 
+async def pool_state(http: httpx.AsyncClient, url: str) -> dict[str, int]:
+    """The edge's upstream connection pool, from its own gauge on /metrics."""
+    text = (await http.get(url.replace("/v1/messages", "/metrics"))).text
+    state: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("ccgate_upstream_connections{"):
+            labels, value = line.rsplit(" ", 1)
+            name = labels.split('state="')[1].split('"')[0]
+            state[name] = state.get(name, 0) + int(float(value))
+    return state
+
+
 async def run(url: str, edge_pid: int) -> dict[str, Any]:
     stats: dict[str, int] = {"completed": 0, "hung_up": 0}
     latencies: list[float] = []
@@ -78,19 +91,27 @@ async def run(url: str, edge_pid: int) -> dict[str, Any]:
     started = time.monotonic()
     stop = started + SECONDS
     tasks = [asyncio.create_task(client(url, stop, stats, latencies)) for _ in range(CLIENTS)]
-    while time.monotonic() < stop:
-        samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
-        await asyncio.sleep(min(10.0, max(1.0, SECONDS / 30)))
+    pools: list[tuple[float, dict[str, int]]] = []
+    async with httpx.AsyncClient(timeout=10) as probe:
+        while time.monotonic() < stop:
+            at = round(time.monotonic() - started, 1)
+            samples.append((at, round(rss_mb(edge_pid), 1)))
+            pools.append((at, await pool_state(probe, url)))
+            print(f"{at:6.1f}s rss {samples[-1][1]} MB pool {pools[-1][1]} {stats}", flush=True)
+            await asyncio.sleep(min(10.0, max(1.0, SECONDS / 30)))
     # No request may be stuck: every client finishes its last request within a bound.
     _, pending = await asyncio.wait(tasks, timeout=90)
     for task in pending:
         task.cancel()
     samples.append((round(time.monotonic() - started, 1), round(rss_mb(edge_pid), 1)))
+    async with httpx.AsyncClient(timeout=10) as probe:
+        pools.append((round(time.monotonic() - started, 1), await pool_state(probe, url)))
     latencies.sort()
     return {
         "stats": stats,
         "stuck_clients": len(pending),
         "rss_mb": samples,
+        "upstream_pool": pools,
         "p50_s": latencies[len(latencies) // 2] if latencies else None,
         "p99_s": latencies[int(len(latencies) * 0.99)] if latencies else None,
     }
@@ -117,7 +138,7 @@ def main() -> None:
         edge = subprocess.Popen(
             [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)],
             env=env,
-            stderr=subprocess.DEVNULL,
+            stderr=open(EDGE_LOG, "wb"),
         )
         try:
             wait_port(backend_port)

@@ -203,6 +203,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     @app.get("/metrics")
     async def metrics_route() -> Response:
         metrics.refresh_limiter_gauges(await limiter.status())
+        metrics.refresh_pool_gauges(gateway.pool_state())
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

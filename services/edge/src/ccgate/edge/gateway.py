@@ -27,6 +27,7 @@ from ccgate.edge.providers.base import (
     UpstreamCall,
     UpstreamFailure,
     make_client,
+    pool_counts,
 )
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Resolved, Route, Router
@@ -153,6 +154,10 @@ class Gateway:
             self.timeouts.idle + 5, lambda: asyncio.ensure_future(old.aclose())
         )
         self._retired.append(task)
+
+    def pool_state(self) -> dict[str, dict[str, int]]:
+        """Per provider: upstream connections in use, idle, and requests waiting for one."""
+        return {provider: pool_counts(client) for provider, client in self._clients.items()}
 
     def warm_up(self) -> None:
         """Create the routed providers' connection pools now, not on the first request."""

@@ -63,6 +63,19 @@ QUEUE_DEPTH = Gauge(
     "ccgate_limiter_queue_depth", "Requests waiting", ["provider"], multiprocess_mode="max"
 )
 
+UPSTREAM_POOL = Gauge(
+    "ccgate_upstream_connections",
+    "Upstream connection pool: connections in use, idle, and requests waiting for one",
+    ["provider", "state"],
+    multiprocess_mode="max",
+)
+
+
+def refresh_pool_gauges(pools: dict[str, dict[str, int]]) -> None:
+    for provider, counts in pools.items():
+        for state, value in counts.items():
+            UPSTREAM_POOL.labels(provider, state).set(value)
+
 
 def refresh_limiter_gauges(status: dict[str, Any]) -> None:
     for provider, state in status.get("providers", {}).items():

@@ -4,9 +4,9 @@ reading the body with its errors turned into Anthropic ones."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -14,6 +14,8 @@ import orjson
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
 from ccgate.edge.translate.stream import Event
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class ResponseCall:
         self.info = CallInfo()
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        await close_response(self._response)
 
 
 class UpstreamCall(Protocol):
@@ -84,6 +86,21 @@ def make_client(
     )
 
 
+def pool_counts(client: httpx.AsyncClient) -> dict[str, int]:
+    """Connections in use and idle, and requests waiting for one (httpcore's pool is private
+    to httpx, so this reads it defensively)."""
+    pool = getattr(client._transport, "_pool", None)
+    connections = list(getattr(pool, "connections", []))
+    idle = sum(1 for c in connections if c.is_idle())
+    requests = list(getattr(pool, "_requests", []))
+    return {
+        "active": len(connections) - idle,
+        "idle": idle,
+        "waiting": sum(1 for r in requests if r.is_queued()),
+        "requests": len(requests),
+    }
+
+
 async def send(
     client: httpx.AsyncClient,
     provider: Provider,
@@ -96,7 +113,13 @@ async def send(
         "POST",
         provider.url,
         content=orjson.dumps(body),
-        headers={"content-type": "application/json", **provider.auth_headers(), **headers},
+        headers={
+            "content-type": "application/json",
+            # Compressing a token stream only delays it; and the raw body is read as is.
+            "accept-encoding": "identity",
+            **provider.auth_headers(),
+            **headers,
+        },
     )
     # The send runs in its own task and is never cancelled from here: cancelling httpcore
     # while it acquires or opens a connection leaks the pool slot for good
@@ -129,12 +152,7 @@ async def send(
             ) from exc
         raise
     if response.status_code != 200:
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        finally:
-            await response.aclose()
+        raw = await asyncio.shield(_detached(_read_error_body(response)))
         error = from_upstream(
             response.status_code,
             raw,
@@ -147,23 +165,49 @@ async def send(
     return response
 
 
-_closing: set[asyncio.Task[None]] = set()  # keeps close tasks alive until they finish
+_detached_tasks: set[asyncio.Future[Any]] = set()  # keeps them alive until they finish
+
+
+def _detached(work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """`work` in a task of its own, which a cancellation of the caller does not reach."""
+    task = asyncio.ensure_future(work)
+    _detached_tasks.add(task)
+    task.add_done_callback(_detached_tasks.discard)
+    return task
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.HTTPError:
+        return b""
+    finally:
+        await response.aclose()
 
 
 def _close_abandoned(task: asyncio.Future[httpx.Response]) -> None:
     """Close the response of a send nobody waits for any more (and retrieve its error)."""
     if task.cancelled() or task.exception() is not None:
         return
-    closing = asyncio.ensure_future(task.result().aclose())
-    _closing.add(closing)
-    closing.add_done_callback(_closing.discard)
+    _detached(task.result().aclose())
 
 
 async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[bytes]:
-    """The response body; transport failures mid-stream become Anthropic errors."""
-    # Raw bytes when nothing is compressed: skips httpx's decoder chain on every chunk.
+    """The response body; transport failures mid-stream become Anthropic errors.
+
+    The body is read from the transport stream rather than `aiter_raw()`, which closes the
+    response itself at the end of the body — in this task, where the client's disconnect can
+    cancel it. A cancellation landing inside httpcore's close skips the pool's bookkeeping and
+    the connection slot is lost for good (the soak's PoolTimeouts). Here the close runs
+    shielded in its own task, and a cancellation during a read is delivered once, before
+    httpcore's own cleanup starts.
+    """
     identity = response.headers.get("content-encoding", "identity") == "identity"
-    chunks = response.aiter_raw() if identity else response.aiter_bytes()
+    # Compressed bodies (we ask for identity; a server may still compress) need httpx's decoders.
+    stream = response.stream
+    chunks: AsyncIterable[bytes] = (
+        stream if identity and isinstance(stream, httpx.AsyncByteStream) else response.aiter_bytes()
+    )
     try:
         async for chunk in chunks:
             yield chunk
@@ -175,3 +219,10 @@ async def body_chunks(response: httpx.Response, provider: str) -> AsyncIterator[
             "api_error",
             f"upstream {provider} dropped the connection mid-stream ({type(exc).__name__})",
         ) from exc
+    finally:
+        await close_response(response)
+
+
+async def close_response(response: httpx.Response) -> None:
+    """Close in a task of its own, so that a cancellation of ours cannot interrupt it."""
+    await asyncio.shield(_detached(response.aclose()))

@@ -222,7 +222,7 @@ class StreamTranslator:
         for position, call in enumerate(calls):
             if not isinstance(call, dict):
                 continue
-            key = call.get("index", call.get("id") or position)
+            key = _tool_key(call, position)
             fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
             tool = self._tools.get(key)
             if tool is None:
@@ -340,3 +340,12 @@ class OpenAIStreamDecoder:
                 raise from_stream_error(chunk, self._provider)
             out.extend(self.translator.feed(chunk))
         return out
+
+
+def _tool_key(call: dict[str, Any], position: int) -> int | str:
+    """Which streamed tool call a fragment belongs to: its index, else its id, else its place
+    (a backend may send anything there, and the key must be hashable)."""
+    for candidate in (call.get("index"), call.get("id")):
+        if isinstance(candidate, int | str) and candidate != "":
+            return candidate
+    return position
