@@ -185,6 +185,7 @@ limiter (concurrency cap 150), a fake backend streaming {CHUNKS} chunks.
 | clients still stuck 90 s after the end | {result["stuck_clients"]} |
 | leases left in Redis afterwards | {leases} |
 | requests left queued | {result["queue_left"]} |
+| upstream connections after the run (in use / idle) | {result["upstream_pool"][-1][1].get("active")} / {result["upstream_pool"][-1][1].get("idle")} |
 | edge RSS, first → last sample | {rss[0]:.0f} MB → {rss[-1]:.0f} MB (growth after warm-up: {result["rss_growth_after_warmup_mb"]} MB) |
 
 RSS samples (s, MB): {result["rss_mb"]}
