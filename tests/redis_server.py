@@ -36,6 +36,12 @@ class RedisServer:
             self.process.wait(10)
             self.process = None
 
+    def restart(self) -> None:
+        """Down and up again with its data, as a Redis with persistence restarts."""
+        redis_sync.Redis.from_url(self.url).save()
+        self.stop()
+        self.start()
+
     def start(self) -> None:
         """(Re)start the owned redis-server on the same port."""
         assert self.owned and self.port

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from arq import create_pool
-from arq.worker import Worker
 
-from ccgate.bot.fronts.telegram import ConfigurationError, TelegramFront, split
-from ccgate.bot.jobs import QUEUE, worker_settings
+from ccgate.bot.fronts.core import ConfigurationError, split
+from ccgate.bot.fronts.telegram import TelegramFront
+from ccgate.bot.jobs import FairWorker, worker_settings
 from ccgate.shared.settings import Settings
 from tests.e2e.conftest import Harness, claude_path
 from tests.fakes.backend import Turn
@@ -73,8 +73,8 @@ def test_telegram_conversation(
         async def scenario() -> None:
             options = worker_settings(settings)
             pool = await create_pool(options["redis_settings"])
-            worker = Worker(**options, poll_delay=0.1, handle_signals=False)
-            front = TelegramFront(settings, pool, QUEUE)
+            worker = FairWorker(**options, handle_signals=False)
+            front = TelegramFront(settings, pool)
             tasks = [asyncio.create_task(worker.main()), asyncio.create_task(front.run())]
             try:
                 first = telegram.user_says(ANA, "please create notes.md")
@@ -90,6 +90,18 @@ def test_telegram_conversation(
                 await until(
                     lambda: any(t.startswith("session:") for t in telegram.texts(ANA)), within=20
                 )
+                for command, reply in (
+                    ("/project", "Projects: default (current)."),
+                    ("/project web", "Project: web (a fresh session starts there)."),
+                    ("/project", "Projects: default, web (current)."),
+                    ("/project ../../etc", "a project name is letters"),
+                    ("/model haiku", "Model tier: haiku."),
+                ):
+                    telegram.user_says(ANA, command)
+                    await until(
+                        lambda r=reply: any(t.startswith(r) for t in telegram.texts(ANA)),  # type: ignore[misc]
+                        within=20,
+                    )
             finally:
                 for task in tasks:
                     task.cancel()
@@ -110,12 +122,14 @@ def test_telegram_conversation(
         status = next(t for t in texts if t.startswith("session:"))
         assert "session: (new)" not in status
         assert all(TOKEN not in str(s) for s in telegram.sent)
+        assert (tmp_path / f"telegram-{ANA}" / "web").is_dir()
+        assert not (tmp_path / "etc").exists()
 
 
 def test_no_allowlist_no_bot(redis_url: RedisServer) -> None:
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN)  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match="ALLOWED_TELEGRAM_USER_ID"):
-        TelegramFront(settings, None, QUEUE)  # type: ignore[arg-type]
+        TelegramFront(settings, None)  # type: ignore[arg-type]
     env = {
         **os.environ,
         "MESSAGING_PLATFORM": "telegram",

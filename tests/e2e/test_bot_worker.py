@@ -17,10 +17,9 @@ import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
-from arq.worker import Worker
 
 from ccgate.bot import sessions
-from ccgate.bot.jobs import worker_settings
+from ccgate.bot.jobs import FairWorker, worker_settings
 from ccgate.shared.settings import Settings
 from tests.e2e.conftest import Harness, claude_path
 from tests.fakes.backend import Turn
@@ -64,7 +63,7 @@ async def run_jobs(settings: Settings, *requests: dict[str, str]) -> list[Any]:
             await pool.enqueue_job("run_claude", r, _queue_name=options["queue_name"])
             for r in requests
         ]
-        worker = Worker(**options, burst=True, poll_delay=0.1, handle_signals=False)
+        worker = FairWorker(**options, burst=True, handle_signals=False)
         await worker.main()
         await worker.close()
         return [await job.result(timeout=5) for job in jobs if job is not None]
@@ -133,7 +132,7 @@ def test_stop_kills_the_whole_process_group(
     async def scenario() -> str | None:
         options = worker_settings(settings)
         pool = await create_pool(options["redis_settings"])
-        worker = Worker(**options, poll_delay=0.1, handle_signals=False)
+        worker = FairWorker(**options, handle_signals=False)
         running = asyncio.create_task(worker.main())
         try:
             job = await pool.enqueue_job(

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     allowed_telegram_user_id: str | None = None
     discord_bot_token: SecretStr | None = None
     allowed_discord_user_id: str | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
     claude_workspace: str = "./workspaces"
     ccgate_edge_url: str = "http://127.0.0.1:8082"
     claude_bin: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import typer
 
 from ccgate.shared.logging import setup_logging
@@ -14,9 +16,7 @@ app = typer.Typer(help="The bot's worker.")
 @app.command()
 def worker() -> None:
     """Run Claude Code jobs from the Redis queue (any number of workers may run)."""
-    from arq.worker import run_worker
-
-    from ccgate.bot.jobs import worker_settings
+    from ccgate.bot.jobs import FairWorker, worker_settings
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
@@ -26,19 +26,18 @@ def worker() -> None:
     except RuntimeError as exc:
         typer.echo(f"ccgate worker: {exc}", err=True)
         raise typer.Exit(2) from None
-    run_worker(options)
+    FairWorker(**options).run()
 
 
 @app.command()
 def bot() -> None:
-    """The chat front end(s) named by MESSAGING_PLATFORM (telegram; discord is not built yet)."""
+    """The chat front end(s) named by MESSAGING_PLATFORM: telegram, discord, or both."""
     import asyncio
 
     from arq import create_pool
-    from arq.connections import RedisSettings
 
-    from ccgate.bot.fronts.telegram import ConfigurationError, TelegramFront
-    from ccgate.bot.jobs import QUEUE
+    from ccgate.bot.fronts.core import ConfigurationError
+    from ccgate.bot.jobs import redis_settings
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
@@ -46,24 +45,32 @@ def bot() -> None:
     platforms = {
         p.strip()
         for p in settings.messaging_platform.lower().replace("both", "telegram,discord").split(",")
+        if p.strip()
     }
-    if not settings.redis_url:
-        typer.echo("ccgate bot: set REDIS_URL (jobs and sessions live in Redis)", err=True)
-        raise typer.Exit(2)
-    if "discord" in platforms:
+    if not platforms or not platforms <= {"telegram", "discord"}:
         typer.echo(
-            "ccgate bot: the Discord front end is not built yet; use MESSAGING_PLATFORM=telegram",
+            "ccgate bot: set MESSAGING_PLATFORM to telegram, discord or both "
+            f"(it is {settings.messaging_platform!r})",
             err=True,
         )
         raise typer.Exit(2)
-    if "telegram" not in platforms:
-        typer.echo("ccgate bot: set MESSAGING_PLATFORM=telegram", err=True)
+    if not settings.redis_url:
+        typer.echo("ccgate bot: set REDIS_URL (jobs and sessions live in Redis)", err=True)
         raise typer.Exit(2)
 
     async def main() -> None:
-        pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
+        pool = await create_pool(redis_settings(settings.redis_url or ""))
+        runs: list[Callable[[], Awaitable[None]]] = []
         try:
-            await TelegramFront(settings, pool, QUEUE).run()
+            if "telegram" in platforms:
+                from ccgate.bot.fronts.telegram import TelegramFront
+
+                runs.append(TelegramFront(settings, pool).run)
+            if "discord" in platforms:
+                from ccgate.bot.fronts.discord import DiscordFront
+
+                runs.append(DiscordFront(settings, pool).run)
+            await asyncio.gather(*(run() for run in runs))
         finally:
             await pool.aclose()
 

@@ -7,9 +7,15 @@ import logging
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.worker import Worker
 from opentelemetry import propagate, trace
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccgate.bot import sessions
+from ccgate.bot.queue import QUEUE
 from ccgate.bot.runner import run_turn
 from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
 from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_root
@@ -17,7 +23,16 @@ from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.bot")
 tracer = trace.get_tracer("ccgate.bot")
-QUEUE = "ccgate:bot:queue"
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """Every command is retried with backoff for about half a minute, so a Redis restart is
+    ridden out by the worker and the front ends alike instead of ending them."""
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_retries = 30
+    settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20)
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, ConnectionError, OSError]
+    return settings
 
 
 def describe(item: Item) -> tuple[str, str] | None:
@@ -122,6 +137,19 @@ async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, 
     return {"session_id": result.session_id, "final": result.text}
 
 
+class FairWorker(Worker):
+    """arq's worker, minus one habit: with its slots full, arq waits on the batch of job ids it
+    read *before* they filled — so a job that arrived meanwhile, however high in the fair
+    order (queue.py), would wait behind that stale batch. This worker fills the free slots and
+    leaves the rest to the next poll, which reads the queue's order afresh."""
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        for job_id in job_ids:
+            if self.job_counter >= self.max_jobs:
+                return
+            await super().start_jobs([job_id])
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     if not settings.redis_url:
         raise RuntimeError(
@@ -133,9 +161,12 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     return {
         "functions": [run_claude],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url),
         "max_jobs": settings.bot_worker_concurrency,
-        "job_timeout": int(settings.bot_job_timeout + 60),
+        "poll_delay": 0.25,
+        # The runner stops the CLI at BOT_JOB_TIMEOUT; the margin is for reporting. It also
+        # bounds how long a job of a killed worker waits before it is reported interrupted.
+        "job_timeout": int(settings.bot_job_timeout + 15),
         "max_tries": 2,  # the second try only reports the interruption (see run_claude)
         "allow_abort_jobs": True,
         "on_startup": startup,

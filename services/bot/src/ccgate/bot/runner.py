@@ -1,6 +1,6 @@
 """Runs one Claude Code turn: `claude -p … --output-format stream-json --verbose`, in the
-user's workspace, pointed at the edge, in a process group of its own that is killed whole on
-cancel or timeout."""
+user's workspace, pointed at the edge, under a guard (see guard.py) in a process group of its
+own; the whole tree is killed on cancel, timeout, or the worker's death."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ccgate.bot.guard import kill_tree
 from ccgate.bot.streamjson import Finished, Item, Started, parse_line
 from ccgate.shared.settings import Settings
 
@@ -80,40 +81,6 @@ def environment(
     return env
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`. Claude Code starts each Bash tool in a process group of its
-    own, so killing the CLI's group alone would leave the tools running."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def kill_group(pid: int) -> None:
-    """Kill the CLI, its process group, and every tool process it started (their groups too)."""
-    own_group = os.getpgrp()
-    for target in [pid, *descendants(pid)]:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            group = os.getpgid(target)
-            if group != own_group:
-                os.killpg(group, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(target, signal.SIGKILL)
-
-
 async def run_turn(
     settings: Settings,
     prompt: str,
@@ -126,11 +93,15 @@ async def run_turn(
     on_item: Callable[[Item], Awaitable[None]],
     traceparent: str | None = None,
 ) -> RunResult:
+    # Through the guard: if this worker dies, even by SIGKILL, the CLI and its tools die too.
     process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ccgate.bot.guard",
         *command(settings, prompt, session_id, model),
         cwd=cwd,
         env=environment(settings, home, user_label, traceparent),
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,  # held open for the run; closing it tells the guard to end
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # its own process group: killed whole
@@ -157,11 +128,14 @@ async def run_turn(
             result.returncode = await process.wait()
             result.stderr = (await stderr_task).decode(errors="replace")[-2000:]
     except BaseException:
-        # Cancelled (/stop), timed out, or the worker is going down: the whole group goes.
-        kill_group(process.pid)
+        # Cancelled (/stop), timed out, or the worker is going down: the whole tree goes.
+        kill_tree(process.pid)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.wait(), KILL_GRACE)
         raise
     finally:
-        kill_group(process.pid)  # children the CLI left behind (tool subprocesses)
+        if process.stdin is not None:
+            process.stdin.close()  # the guard clears what the CLI left behind, then exits
+        if process.returncode is None:  # (a pid already waited for may belong to another)
+            kill_tree(process.pid)
     return result

@@ -46,3 +46,12 @@ def home_dir(root: Path) -> Path:
     home = root / ".home"
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def list_projects(root: Path) -> list[str]:
+    """The user's project directories (not their Claude Code home)."""
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and _SAFE.match(p.name) and p.name != ".home"
+    )

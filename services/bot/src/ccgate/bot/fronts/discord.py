@@ -1,0 +1,84 @@
+"""The Discord front end (discord.py over the gateway): messages from allowed users in DMs,
+channels or threads go to the shared core; a channel or thread is one chat. Commands are
+plain messages starting with `/` or `!` (no slash-command registration needed).
+With no ALLOWED_DISCORD_USER_ID it refuses to start."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import discord
+import yarl
+from arq import ArqRedis
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
+from ccgate.shared.settings import Settings
+
+DEFAULT_API = "https://discord.com/api/v10"
+
+
+class DiscordPlatform:
+    name = "discord"
+    message_limit = 2000
+    edit_interval = 1.2  # Discord allows 5 edits per 5 s per channel
+    command_prefixes: tuple[str, ...] = ("/", "!")
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    def _channel(self, chat_id: str) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(int(chat_id))
+
+    async def send(self, chat_id: str, text: str) -> str:
+        return str((await self._channel(chat_id).send(text)).id)
+
+    async def edit(self, chat_id: str, message_id: str, text: str) -> None:
+        await self._channel(chat_id).get_partial_message(int(message_id)).edit(content=text)
+
+    async def send_file(self, chat_id: str, filename: str, data: bytes) -> None:
+        await self._channel(chat_id).send(file=discord.File(io.BytesIO(data), filename=filename))
+
+
+class DiscordFront:
+    def __init__(self, settings: Settings, arq: ArqRedis) -> None:
+        allowed = allowed_users(settings.allowed_discord_user_id, "ALLOWED_DISCORD_USER_ID")
+        if settings.discord_bot_token is None:
+            raise ConfigurationError("DISCORD_BOT_TOKEN is not set")
+        self._token = settings.discord_bot_token
+        self._api = settings.discord_api_base_url.rstrip("/")
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = True  # privileged: enable it in the developer portal
+        self.client = discord.Client(intents=intents)
+        self.core = ChatCore(settings, arq, DiscordPlatform(self.client), allowed)
+        self.client.event(self.on_message)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or (self.client.user and message.author.id == self.client.user.id):
+            return
+        await self.core.handle(
+            Incoming(
+                str(message.channel.id), str(message.author.id), str(message.id), message.content
+            )
+        )
+
+    async def run(self) -> None:
+        if self._api != DEFAULT_API:
+            # discord.py keeps its endpoints in class attributes; another API (a proxy, the
+            # tests' fake server) is set there, and its gateway asked for, as Discord's is.
+            Route.BASE = self._api
+        async with self.client:
+            await self.client.login(self._token.get_secret_value())
+            if self._api != DEFAULT_API:
+                _, url, _ = await self.client.http.get_bot_gateway()
+                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            relay = asyncio.create_task(self.core.relay_outbox())
+            try:
+                await self.client.connect()
+            finally:
+                relay.cancel()

@@ -1,0 +1,130 @@
+"""The Discord front end against a fake Discord (REST + gateway WebSocket on 127.0.0.1), with a
+real Redis, the arq worker and the real Claude Code CLI behind the edge: the same service as
+on Telegram — work done with progress and an answer, sessions resumed, strangers refused,
+long answers uploaded as a file, no allowlist no bot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from arq import create_pool
+
+from ccgate.bot.fronts.core import ConfigurationError
+from ccgate.bot.fronts.discord import DiscordFront
+from ccgate.bot.jobs import FairWorker, worker_settings
+from ccgate.shared.settings import Settings
+from tests.e2e.conftest import Harness, claude_path
+from tests.e2e.test_bot_telegram import until
+from tests.fakes.backend import Turn
+from tests.fakes.discord import FakeDiscord
+from tests.redis_server import RedisServer, redis_server
+
+pytestmark = pytest.mark.e2e
+TOKEN = "MTAwMDAw.PLANTED.discord-token"
+ANA, STRANGER = "4242", "6666"
+DM = f"77{ANA}"
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def test_discord_conversation(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    redis_url.flush()
+    h = harness_factory("openai")
+    target = tmp_path / f"discord-{ANA}" / "default" / "todo.md"
+    long_answer = "\n".join(f"line {i}: " + "x" * 70 for i in range(150))  # > 4 × 2000
+    h.backend.script(
+        Turn(
+            text="Writing.",
+            tool_calls=[("Write", {"file_path": str(target), "content": "- ship it\n"})],
+        ),
+        Turn(text="Done: todo.md is there."),
+        Turn(text="We talked about todo.md."),
+        Turn(text=long_answer),
+    )
+    with FakeDiscord(TOKEN) as discord:
+        settings = Settings(
+            _env_file=None,
+            redis_url=redis_url.url,
+            ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
+            claude_bin=claude_path(),
+            claude_workspace=str(tmp_path),
+            bot_allowed_tools="Write,Read",
+            discord_bot_token=TOKEN,
+            discord_api_base_url=discord.api_url,
+            allowed_discord_user_id=ANA,
+        )
+
+        async def scenario() -> None:
+            options = worker_settings(settings)
+            pool = await create_pool(options["redis_settings"])
+            worker = FairWorker(**options, handle_signals=False)
+            front = DiscordFront(settings, pool)
+            tasks = [asyncio.create_task(worker.main()), asyncio.create_task(front.run())]
+            try:
+                await until(discord.identified.is_set, within=30)
+                discord.user_says(ANA, "please create todo.md")
+                await until(lambda: "Done: todo.md is there." in discord.texts(DM))
+                discord.user_says(STRANGER, "delete everything")
+                await until(lambda: any("not allowed" in t for t in discord.texts(f"77{STRANGER}")))
+                discord.user_says(ANA, "what did we talk about?")
+                await until(lambda: "We talked about todo.md." in discord.texts(DM))
+                discord.user_says(ANA, "!new")
+                await until(lambda: any(t.startswith("Fresh session") for t in discord.texts(DM)))
+                discord.user_says(ANA, "print a long report")
+                await until(lambda: any(s.get("file") == "answer.md" for s in discord.sent))
+                discord.user_says(ANA, "/status")
+                await until(lambda: any(t.startswith("session:") for t in discord.texts(DM)))
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await worker.close()
+                await pool.aclose()
+
+        asyncio.run(scenario())
+        assert target.read_text() == "- ship it\n"
+        assert any("🔧 Write" in t for t in discord.texts(DM))  # progress was relayed
+        assert all(len(s["content"]) <= 2000 for s in discord.sent)  # Discord's limit
+        assert len(h.backend.requests) == 4  # the stranger ran nothing
+        resumed = str(h.backend.requests[2].body)
+        assert "please create todo.md" in resumed  # the second message resumed the session
+        assert "please create todo.md" not in str(h.backend.requests[3].body)  # !new: fresh
+        assert discord.intents is not None and discord.intents & (1 << 15)  # message content
+        assert all(TOKEN not in str(s) for s in discord.sent)
+
+
+def test_no_discord_allowlist_no_bot(redis_url: RedisServer) -> None:
+    settings = Settings(_env_file=None, discord_bot_token=TOKEN)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="ALLOWED_DISCORD_USER_ID"):
+        DiscordFront(settings, None)  # type: ignore[arg-type]
+    env = {
+        **os.environ,
+        "MESSAGING_PLATFORM": "both",
+        "TELEGRAM_BOT_TOKEN": "1:x",
+        "ALLOWED_TELEGRAM_USER_ID": "1",
+        "DISCORD_BOT_TOKEN": TOKEN,
+        "REDIS_URL": redis_url.url,
+        "ALLOWED_DISCORD_USER_ID": " ",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ccgate.cli", "bot"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ALLOWED_DISCORD_USER_ID" in result.stderr
+    assert TOKEN not in result.stderr + result.stdout

@@ -1,0 +1,221 @@
+"""A fake Discord: a real HTTP + WebSocket server on 127.0.0.1 that discord.py is pointed at
+(the front end's DISCORD_API_BASE_URL). REST: `/users/@me`, `/gateway/bot`, sending and
+editing channel messages (JSON or multipart with a file), all recorded. Gateway: HELLO,
+IDENTIFY → READY, heartbeats acknowledged, and MESSAGE_CREATE events the test scripts with
+`user_says` — plain JSON text frames (discord.py only decompresses binary frames)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.fakes.server import ThreadedServer
+
+API = "/api/v10"
+BOT_ID = "900000000000000001"
+
+
+def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+BOT_USER = user(BOT_ID, "ccgate", bot=True)
+
+
+class FakeDiscord:
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self._ids = itertools.count(1_000_000_000_000_000_000)
+        self.sent: list[dict[str, Any]] = []  # messages sent or edited by the bot, in order
+        self.identified = threading.Event()
+        self.intents: int | None = None
+        self._events: asyncio.Queue[dict[str, Any]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sequence = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route(API + "/users/@me", self._me),
+                Route(API + "/oauth2/applications/@me", self._application),
+                Route(API + "/gateway/bot", self._gateway_bot),
+                Route(API + "/gateway", self._gateway_bot),
+                Route(API + "/channels/{channel}/messages", self._send, methods=["POST"]),
+                Route(
+                    API + "/channels/{channel}/messages/{message}", self._edit, methods=["PATCH"]
+                ),
+                WebSocketRoute("/gateway", self._gateway),
+            ]
+        )
+        self._server: ThreadedServer | None = None
+
+    @property
+    def api_url(self) -> str:
+        assert self._server is not None
+        return self._server.url + API
+
+    def __enter__(self) -> FakeDiscord:
+        self._server = ThreadedServer(self.app).__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.__exit__(*exc)
+
+    # -- the test's side ---------------------------------------------------------------------
+    def user_says(self, user_id: str, text: str, channel_id: str | None = None) -> str:
+        """A MESSAGE_CREATE from `user_id` (a DM when no channel is given); returns its id."""
+        assert self._loop is not None and self._events is not None, "the bot is not connected"
+        message_id = str(next(self._ids))
+        message = self._message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
+        self._loop.call_soon_threadsafe(self._events.put_nowait, message)
+        return message_id
+
+    def texts(self, channel_id: str) -> list[str]:
+        return [s["content"] for s in self.sent if s["channel_id"] == channel_id and s["content"]]
+
+    # -- REST ----------------------------------------------------------------------------------
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bot {self.token}"
+
+    @staticmethod
+    def _unauthorized() -> JSONResponse:
+        return JSONResponse({"message": "401: Unauthorized", "code": 0}, status_code=401)
+
+    async def _me(self, request: Request) -> JSONResponse:
+        return JSONResponse(BOT_USER) if self._authorized(request) else self._unauthorized()
+
+    async def _application(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return self._unauthorized()
+        app = {
+            "id": BOT_ID,
+            "name": "ccgate",
+            "description": "",
+            "icon": None,
+            "bot_public": False,
+            "bot_require_code_grant": False,
+            "owner": user("900000000000000002", "owner"),
+            "verify_key": "0" * 64,
+            "flags": 1 << 19,  # the message content intent, granted
+        }
+        return JSONResponse(app)
+
+    async def _gateway_bot(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return self._unauthorized()
+        url = str(request.base_url).replace("http://", "ws://").rstrip("/") + "/gateway"
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return JSONResponse({"url": url, "shards": 1, "session_start_limit": limit})
+
+    async def _payload(self, request: Request) -> tuple[dict[str, Any], str | None]:
+        kind, raw = request.headers.get("content-type", ""), await request.body()
+        if not kind.startswith("multipart/form-data"):
+            return json.loads(raw or b"{}"), None
+        payload: dict[str, Any] = {}
+        filename = None
+        for part in raw.split(b"--" + kind.split("boundary=")[1].strip('"').encode()):
+            head, _, value = part.partition(b"\r\n\r\n")
+            if b'name="payload_json"' in head:
+                payload = json.loads(value.rstrip(b"\r\n-"))
+            elif b"filename=" in head:
+                filename = head.split(b'filename="')[1].split(b'"')[0].decode()
+        return payload, filename
+
+    def _message(
+        self, message_id: str, channel_id: str, author: dict[str, Any], content: str
+    ) -> dict[str, Any]:
+        return {
+            "id": message_id,
+            "channel_id": channel_id,
+            "author": author,
+            "content": content,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+        }
+
+    async def _send(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return self._unauthorized()
+        payload, filename = await self._payload(request)
+        channel, message_id = request.path_params["channel"], str(next(self._ids))
+        content = payload.get("content") or ""
+        self.sent.append(
+            {"op": "send", "channel_id": channel, "content": content, "file": filename}
+        )
+        return JSONResponse(self._message(message_id, channel, BOT_USER, content))
+
+    async def _edit(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return self._unauthorized()
+        payload, _ = await self._payload(request)
+        channel, message_id = request.path_params["channel"], request.path_params["message"]
+        content = payload.get("content") or ""
+        self.sent.append(
+            {"op": "edit", "channel_id": channel, "content": content, "message_id": message_id}
+        )
+        return JSONResponse(self._message(message_id, channel, BOT_USER, content))
+
+    # -- the gateway ---------------------------------------------------------------------------
+    async def _gateway(self, ws: WebSocket) -> None:
+        await ws.accept()
+        self._loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        await ws.send_text(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            while True:
+                event = await self._events.get()
+                await self._dispatch(ws, "MESSAGE_CREATE", event)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+
+    async def _dispatch(self, ws: WebSocket, name: str, data: dict[str, Any]) -> None:
+        frame = {"op": 0, "t": name, "s": next(self._sequence), "d": data}
+        await ws.send_text(json.dumps(frame))
+
+    async def _read(self, ws: WebSocket) -> None:
+        while True:
+            frame = json.loads(await ws.receive_text())
+            if frame["op"] == 1:  # heartbeat
+                await ws.send_text(json.dumps({"op": 11}))
+            elif frame["op"] == 2:  # identify
+                if frame["d"].get("token") != self.token:
+                    await ws.close(4004)
+                    return
+                self.intents = frame["d"].get("intents")
+                ready = {
+                    "v": 10,
+                    "user": BOT_USER,
+                    "guilds": [],
+                    "session_id": "fake-session",
+                    "resume_gateway_url": str(ws.url).split("?")[0],
+                    "application": {"id": BOT_ID, "flags": 0},
+                }
+                await self._dispatch(ws, "READY", ready)
+                self.identified.set()
