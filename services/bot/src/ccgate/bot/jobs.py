@@ -3,7 +3,10 @@ against one Redis; each runs at most BOT_WORKER_CONCURRENCY Claude processes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -14,7 +17,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ccgate.bot import sessions
+from ccgate.bot import liveness, sessions
 from ccgate.bot.queue import QUEUE
 from ccgate.bot.runner import run_turn
 from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
@@ -49,7 +52,7 @@ def describe(item: Item) -> tuple[str, str] | None:
 async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, Any]:
     settings: Settings = ctx["settings"]
     redis = ctx["redis"]
-    platform, chat_id, user_id = request["platform"], request["chat_id"], request["user_id"]
+    platform, chat_id = request["platform"], request["chat_id"]
     job = str(ctx.get("job_id", ""))
     if ctx.get("job_try", 1) > 1:
         # This turn was cut off when a worker went down; say so instead of running it again
@@ -63,6 +66,14 @@ async def run_claude(ctx: dict[str, Any], request: dict[str, str]) -> dict[str, 
             job,
         )
         return {"interrupted": True}
+    async with liveness.holding(redis, job, ctx.get("worker_name", "worker")):
+        return await _turn(settings, redis, request, job)
+
+
+async def _turn(
+    settings: Settings, redis: Any, request: dict[str, str], job: str
+) -> dict[str, Any]:
+    platform, chat_id, user_id = request["platform"], request["chat_id"], request["user_id"]
     state = await sessions.load(redis, platform, chat_id)
     try:
         root = user_root(settings.claude_workspace, platform, user_id)
@@ -156,20 +167,28 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             "the worker needs REDIS_URL (its jobs and the chat sessions live in Redis)"
         )
 
+    job_timeout = int(settings.bot_job_timeout + 15)
+    in_progress_ms = (job_timeout + 10) * 1000  # arq's in-progress mark: job timeout + 10 s
+
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
+        ctx["worker_name"] = f"{socket.gethostname()}:{os.getpid()}"
+        ctx["liveness"] = asyncio.create_task(liveness.watch(ctx["redis"], in_progress_ms))
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "liveness" in ctx:
+            ctx["liveness"].cancel()
 
     return {
         "functions": [run_claude],
         "redis_settings": redis_settings(settings.redis_url),
         "max_jobs": settings.bot_worker_concurrency,
         "poll_delay": 0.25,
-        # The runner stops the CLI at BOT_JOB_TIMEOUT; the margin is for reporting. It also
-        # bounds how long a job of a killed worker waits before it is reported interrupted.
-        "job_timeout": int(settings.bot_job_timeout + 15),
+        "job_timeout": job_timeout,  # the runner stops the CLI at BOT_JOB_TIMEOUT already
         "max_tries": 2,  # the second try only reports the interruption (see run_claude)
         "allow_abort_jobs": True,
         "on_startup": startup,
+        "on_shutdown": shutdown,
         "queue_name": QUEUE,
         "keep_result": 3600,
     }

@@ -96,7 +96,7 @@ async def enqueue(
 async def position(arq: ArqRedis, job_id: str) -> int | None:
     """1 for the next job to start; None when it is not waiting (running or gone)."""
     rank = await arq.zrank(QUEUE, job_id)
-    if rank is None:
+    if rank is None or await arq.exists(in_progress_key_prefix + job_id):
         return None
     running = 0
     for raw in await arq.zrange(QUEUE, 0, rank):
