@@ -230,7 +230,10 @@ async def test_failover_to_local_and_back(redis_url: RedisServer) -> None:
     p = provider()
     try:
         assert isinstance(await limiter.admit(p, "u", soon(0)), Lease)
+        assert await limiter.health() == {"backend": "redis", "degraded": False}
         redis_url.stop()
+        # A readiness probe alone notices (one PING, no status scripts).
+        assert (await limiter.health())["degraded"] is True
         local = [await limiter.admit(p, "u", soon(0)) for _ in range(3)]
         assert limiter.degraded
         # 4 per second shared by 2 replicas: this replica alone may grant 2.

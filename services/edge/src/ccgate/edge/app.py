@@ -192,7 +192,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        status = await limiter.status()
+        status = await limiter.health()
         degraded = bool(status.get("degraded"))
         body = {"status": "degraded" if degraded else "ready", "limiter": status.get("backend")}
         if degraded:

@@ -70,4 +70,9 @@ class Limiter(Protocol):
 
     async def status(self) -> dict[str, Any]: ...
 
+    async def health(self) -> dict[str, Any]:
+        """What a readiness probe needs — backend and whether it is degraded — in at most one
+        round trip (`status` reads every provider's state)."""
+        ...
+
     async def close(self) -> None: ...

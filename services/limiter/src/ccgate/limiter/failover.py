@@ -120,6 +120,15 @@ class FailoverLimiter:
         status.update(backend="redis", degraded=True, failure_mode=self.mode)
         return status
 
+    async def health(self) -> dict[str, Any]:
+        if not self.degraded:
+            try:
+                await self.primary.health()
+            except REDIS_DOWN as exc:
+                self._trip(exc)
+        health = {"backend": "redis", "degraded": self.degraded}
+        return {**health, "failure_mode": self.mode} if self.degraded else health
+
     async def close(self) -> None:
         await self.primary.close()
         await self.local.close()

@@ -262,6 +262,9 @@ class MemoryLimiter:
         pause = retry_after if retry_after is not None else backoff(state.consecutive_429)
         state.pause_until = max(state.pause_until, time.monotonic() + pause)
 
+    async def health(self) -> dict[str, Any]:
+        return {"backend": "memory", "degraded": False}
+
     async def status(self) -> dict[str, Any]:
         now = time.monotonic()
         out: dict[str, Any] = {"backend": "memory", "providers": {}}

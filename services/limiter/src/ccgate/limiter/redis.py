@@ -290,6 +290,10 @@ class RedisLimiter:
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 
+    async def health(self) -> dict[str, Any]:
+        await self.ping()  # raises when Redis is away
+        return {"backend": "redis", "degraded": False}
+
     async def close(self) -> None:
         for loop in self._loops.values():
             if loop.listener is not None:
