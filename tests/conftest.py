@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ccgate.edge.app import create_app
+from ccgate.edge.transport import GuardedHttpToolsProtocol
 from ccgate.shared.settings import Settings
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer
@@ -76,7 +77,7 @@ def edge_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
-        server = ThreadedServer(app)
+        server = ThreadedServer(app, http=GuardedHttpToolsProtocol)  # as `ccgate serve` runs
         server.__enter__()
         servers.append(server)
         return Edge(server.url, app)

@@ -3,17 +3,19 @@ move to their own port."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from ccgate.edge import messages
+from ccgate.edge import messages, transport
 from tests.conftest import Edge
 from tests.fakes.server import free_port
 
@@ -156,3 +158,48 @@ def test_admin_routes_on_their_own_port() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _raw(edge: Edge, data: bytes, wait: float = 10) -> str:
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        if data:
+            sock.sendall(data)
+        return read_response(sock)
+
+
+def _anthropic_body(reply: str) -> dict[str, Any]:
+    body = json.loads(reply.partition("\r\n\r\n")[2])
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    return dict(body["error"])
+
+
+def test_oversized_or_too_many_headers_get_a_431(edge: Edge) -> None:
+    big = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    reply = _raw(edge, big)
+    assert reply.startswith("HTTP/1.1 431") and "connection: close" in reply.lower()
+    assert str(transport.MAX_HEAD_BYTES) in _anthropic_body(reply)["message"]
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-H%d: v\r\n" % i for i in range(transport.MAX_HEADERS + 5)
+    )
+    reply = _raw(edge, many + b"\r\n")
+    assert reply.startswith("HTTP/1.1 431")
+    assert "ANTHROPIC_CUSTOM_HEADERS" in _anthropic_body(reply)["message"]
+    # A usual request still passes on a fresh connection.
+    assert httpx.get(edge.url + "/healthz").status_code == 200
+
+
+def test_slow_or_silent_heads_are_cut_off(edge: Edge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "HEAD_TIMEOUT", 0.5)
+    for opening in (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Slow: a", b""):
+        started = time.monotonic()
+        reply = _raw(edge, opening)
+        assert time.monotonic() - started < 5
+        assert reply.startswith("HTTP/1.1 408")
+        assert "did not arrive" in _anthropic_body(reply)["message"]
+
+
+def test_malformed_http_gets_an_anthropic_shaped_400(edge: Edge) -> None:
+    reply = _raw(edge, b"NOT HTTP AT ALL\r\n\r\n")
+    assert reply.startswith("HTTP/1.1 400")
+    assert "not valid HTTP" in _anthropic_body(reply)["message"]

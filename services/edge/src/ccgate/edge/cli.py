@@ -52,6 +52,8 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
+    from ccgate.edge.transport import GuardedHttpToolsProtocol
+
     try:
         settings = Settings()
         report = startup_report(settings)
@@ -85,7 +87,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
