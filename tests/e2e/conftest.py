@@ -6,12 +6,14 @@ against the Anthropic grammar after the test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from ccgate.shared.settings import Settings
 from tests.conftest import backend_env
 from tests.fakes.backend import FakeBackend
 from tests.fakes.server import ThreadedServer
+from tests.redis_server import RedisServer, redis_server
 from tests.sse_grammar import check_grammar, parse_sse, sdk_accumulate
 
 E2E_DIR = Path(__file__).parent
@@ -179,3 +182,17 @@ def harness_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., H
             shutil.rmtree(item.workspace.parent, ignore_errors=True)
         else:
             item.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[RedisServer]:
+    """A real Redis for the bot's tests (one per test module)."""
+    with redis_server() as server:
+        yield server
+
+
+async def until(predicate: Callable[[], bool], within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)

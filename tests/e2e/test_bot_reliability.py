@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,13 @@ from arq.jobs import Job
 from ccgate.bot import queue, sessions
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.bot.jobs import FairWorker, worker_settings
-from tests.e2e.conftest import Harness
-from tests.e2e.test_bot_telegram import until
+from tests.e2e.conftest import Harness, until
 from tests.e2e.test_bot_worker import alive, outbox, settings_for
 from tests.fakes.backend import Turn
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer, redis_server
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 def chat_request(user: str, text: str) -> dict[str, str]:

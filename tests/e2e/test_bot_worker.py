@@ -8,7 +8,7 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,9 @@ from ccgate.bot.jobs import FairWorker, worker_settings
 from ccgate.shared.settings import Settings
 from tests.e2e.conftest import Harness, claude_path
 from tests.fakes.backend import Turn
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:

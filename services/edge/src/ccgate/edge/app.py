@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
             }
         )
 
-    @app.api_route("/", methods=["GET", "HEAD"])
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> Response:
         return _json({"service": "ccgate", "messages": "/v1/messages"})
 
