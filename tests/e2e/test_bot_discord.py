@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from arq import create_pool
 
 from ccgate.bot.fronts.discord import DiscordFront
-from ccgate.bot.jobs import FairWorker, worker_settings
-from ccgate.shared.settings import Settings
-from tests.e2e.conftest import Harness, claude_path, until
+from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
 from tests.fakes.discord import FakeDiscord
 from tests.redis_server import RedisServer
@@ -43,25 +41,17 @@ def test_discord_conversation(
         Turn(text=long_answer),
     )
     with FakeDiscord(TOKEN) as discord:
-        settings = Settings(
-            _env_file=None,
-            redis_url=redis_url.url,
-            ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
-            claude_bin=claude_path(),
-            claude_workspace=str(tmp_path),
-            bot_allowed_tools="Write,Read",
+        settings = settings_for(
+            h,
+            redis_url,
+            tmp_path,
             discord_bot_token=TOKEN,
             discord_api_base_url=discord.api_url,
             allowed_discord_user_id=ANA,
         )
 
         async def scenario() -> None:
-            options = worker_settings(settings)
-            pool = await create_pool(options["redis_settings"])
-            worker = FairWorker(**options, handle_signals=False)
-            front = DiscordFront(settings, pool)
-            tasks = [asyncio.create_task(worker.main()), asyncio.create_task(front.run())]
-            try:
+            async with bot_running(settings, DiscordFront):
                 await until(discord.identified.is_set, within=30)
                 discord.user_says(ANA, "please create todo.md")
                 await until(lambda: "Done: todo.md is there." in discord.texts(DM))
@@ -75,12 +65,6 @@ def test_discord_conversation(
                 await until(lambda: any(s.get("file") == "answer.md" for s in discord.sent))
                 discord.user_says(ANA, "/status")
                 await until(lambda: any(t.startswith("session:") for t in discord.texts(DM)))
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await worker.close()
-                await pool.aclose()
 
         asyncio.run(scenario())
         assert target.read_text() == "- ship it\n"

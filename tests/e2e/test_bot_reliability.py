@@ -22,8 +22,8 @@ from arq.jobs import Job
 from ccgate.bot import queue, sessions
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.bot.jobs import FairWorker, worker_settings
+from tests.e2e.bot_harness import alive, bot_running, outbox, settings_for
 from tests.e2e.conftest import Harness, until
-from tests.e2e.test_bot_worker import alive, outbox, settings_for
 from tests.fakes.backend import Turn
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer, redis_server
@@ -194,30 +194,17 @@ def test_a_redis_restart_loses_no_queued_job(
             )
 
             async def scenario() -> None:
-                options = worker_settings(settings)
-                pool = await create_pool(options["redis_settings"])
-                front = TelegramFront(settings, pool)
-                front_task = asyncio.create_task(front.run())
-                worker = FairWorker(**options, handle_signals=False)
-                worker_task: asyncio.Task[Any] | None = None
-                try:
+                async with bot_running(settings, TelegramFront, worker=False) as bot:
                     telegram.user_says(ana, "first question")
                     await until(lambda: "Working on it…" in telegram.texts(ana), within=20)
                     # Queued, no worker yet. Redis goes down and comes back (with its data).
                     await asyncio.to_thread(redis.restart)
-                    worker_task = asyncio.create_task(worker.main())
+                    bot.start_worker()
                     await until(lambda: "First answer." in telegram.texts(ana), within=90)
                     # Down again while both run; both carry on without a restart of their own.
                     await asyncio.to_thread(redis.restart)
                     telegram.user_says(ana, "second question")
                     await until(lambda: "Second answer." in telegram.texts(ana), within=90)
-                finally:
-                    for task in (front_task, worker_task):
-                        if task is not None:
-                            task.cancel()
-                            await asyncio.gather(task, return_exceptions=True)
-                    await worker.close()
-                    await pool.aclose()
 
             asyncio.run(scenario())
         assert len(h.backend.requests) == 2  # each question ran once

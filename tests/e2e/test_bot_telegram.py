@@ -10,13 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from arq import create_pool
 
 from ccgate.bot.fronts.core import split
 from ccgate.bot.fronts.telegram import TelegramFront
-from ccgate.bot.jobs import FairWorker, worker_settings
-from ccgate.shared.settings import Settings
-from tests.e2e.conftest import Harness, claude_path, until
+from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
@@ -41,25 +39,17 @@ def test_telegram_conversation(
         Turn(text="We talked about notes.md."),
     )
     with FakeTelegram(TOKEN) as telegram:
-        settings = Settings(
-            _env_file=None,
-            redis_url=redis_url.url,
-            ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
-            claude_bin=claude_path(),
-            claude_workspace=str(tmp_path),
-            bot_allowed_tools="Write,Read",
+        settings = settings_for(
+            h,
+            redis_url,
+            tmp_path,
             telegram_bot_token=TOKEN,
             telegram_api_base_url=telegram.url,
             allowed_telegram_user_id=str(ANA),
         )
 
         async def scenario() -> None:
-            options = worker_settings(settings)
-            pool = await create_pool(options["redis_settings"])
-            worker = FairWorker(**options, handle_signals=False)
-            front = TelegramFront(settings, pool)
-            tasks = [asyncio.create_task(worker.main()), asyncio.create_task(front.run())]
-            try:
+            async with bot_running(settings, TelegramFront):
                 first = telegram.user_says(ANA, "please create notes.md")
                 telegram.user_says(ANA, "please create notes.md", message_id=first)  # redelivered
                 await until(lambda: "Done: notes.md is there." in telegram.texts(ANA))
@@ -85,12 +75,6 @@ def test_telegram_conversation(
                         lambda r=reply: any(t.startswith(r) for t in telegram.texts(ANA)),  # type: ignore[misc]
                         within=20,
                     )
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await worker.close()
-                await pool.aclose()
 
         asyncio.run(scenario())
         texts = telegram.texts(ANA)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,35 +17,14 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
 
-from ccgate.bot import sessions
 from ccgate.bot.jobs import FairWorker, worker_settings
 from ccgate.shared.settings import Settings
-from tests.e2e.conftest import Harness, claude_path
+from tests.e2e.bot_harness import alive, outbox, settings_for
+from tests.e2e.conftest import Harness
 from tests.fakes.backend import Turn
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-
-
-def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
-    return Settings(
-        _env_file=None,
-        redis_url=redis.url,
-        ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
-        claude_bin=claude_path(),
-        claude_workspace=str(workspace),
-        bot_allowed_tools="Write,Bash,Read",
-        **extra,
-    )
-
-
-async def outbox(redis_url: str) -> list[dict[str, str]]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    try:
-        entries = await pool.xrange(sessions.OUTBOX)
-        return [orjson.loads(fields[b"data"]) for _, fields in entries]
-    finally:
-        await pool.aclose()
 
 
 async def run_jobs(settings: Settings, *requests: dict[str, str]) -> list[Any]:
@@ -63,10 +41,6 @@ async def run_jobs(settings: Settings, *requests: dict[str, str]) -> list[Any]:
         return [await job.result(timeout=5) for job in jobs if job is not None]
     finally:
         await pool.aclose()
-
-
-def alive(marker: str) -> bool:
-    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
 
 
 def request(text: str, message: str) -> dict[str, str]:

@@ -1,0 +1,79 @@
+"""What the bot's end-to-end tests share: settings pointing the worker at the test edge, the
+worker and a front end running together, and looks at the outbox and the process table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from arq import ArqRedis, create_pool
+from arq.connections import RedisSettings
+
+from ccgate.bot import sessions
+from ccgate.bot.jobs import FairWorker, worker_settings
+from ccgate.shared.settings import Settings
+from tests.e2e.conftest import Harness, claude_path
+from tests.redis_server import RedisServer
+
+
+def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=redis.url,
+        ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
+        claude_bin=claude_path(),
+        claude_workspace=str(workspace),
+        bot_allowed_tools="Write,Bash,Read",
+        **extra,
+    )
+
+
+@dataclass
+class RunningBot:
+    front: Any
+    pool: ArqRedis
+    worker: FairWorker
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def start_worker(self) -> None:
+        self.tasks.append(asyncio.create_task(self.worker.main()))
+
+
+@contextlib.asynccontextmanager
+async def bot_running(
+    settings: Settings, front: Callable[[Settings, ArqRedis], Any], *, worker: bool = True
+) -> AsyncIterator[RunningBot]:
+    """A front end and a worker against the settings' Redis, torn down on exit."""
+    options = worker_settings(settings)
+    pool = await create_pool(options["redis_settings"])
+    bot = RunningBot(front(settings, pool), pool, FairWorker(**options, handle_signals=False))
+    bot.tasks.append(asyncio.create_task(bot.front.run()))
+    if worker:
+        bot.start_worker()
+    try:
+        yield bot
+    finally:
+        for task in bot.tasks:
+            task.cancel()
+        await asyncio.gather(*bot.tasks, return_exceptions=True)
+        await bot.worker.close()
+        await pool.aclose()
+
+
+async def outbox(redis_url: str) -> list[dict[str, str]]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        entries = await pool.xrange(sessions.OUTBOX)
+        return [orjson.loads(fields[b"data"]) for _, fields in entries]
+    finally:
+        await pool.aclose()
+
+
+def alive(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
