@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench.edge_latency import free_port
+from bench.processes import edge_env, free_port, start_edge
 
 CONTENDERS = Path(__file__).parent / ".contenders"
 LITELLM_VERSION = "1.108.7"
@@ -104,29 +104,18 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) 
     raise RuntimeError(f"no answer at {url} within {timeout:.0f}s")
 
 
-def start_ccgate(backend: str, redis_url: str | None) -> Contender:
+def start_ccgate(backend_port: int, redis_url: str | None) -> Contender:
     port = free_port()
-    env = {
-        **os.environ,
-        "MODEL": "openai_compat/m-1",
-        "MODEL_OPUS": "openai_compat/m-200",
-        "MODEL_HAIKU": "openai_compat/m-idle",
-        "OPENAI_COMPAT_BASE_URL": backend + "/v1",
-        "PROVIDER_RATE_LIMIT": "0",
-        "PROVIDER_MAX_CONCURRENCY": "0",
-        "LOG_LEVEL": "ERROR",
-        "HTTP_FIRST_BYTE_TIMEOUT": "600",
-        "HTTP_READ_TIMEOUT": "600",
-    }
-    env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = edge_env(
+        backend_port,
+        MODEL="openai_compat/m-1",
+        MODEL_OPUS="openai_compat/m-200",
+        MODEL_HAIKU="openai_compat/m-idle",
+        HTTP_FIRST_BYTE_TIMEOUT="600",
+        HTTP_READ_TIMEOUT="600",
+        **({"REDIS_URL": redis_url} if redis_url else {}),
     )
+    process = start_edge(port, env)
     name = "ccgate (Redis limiter)" if redis_url else "ccgate"
     contender = Contender(name, f"http://127.0.0.1:{port}/v1/messages", process)
     wait_http(f"http://127.0.0.1:{port}/healthz", process)

@@ -11,38 +11,20 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.processes import edge_env, free_port, start_backend, start_edge, stop
+
 RESULTS = Path(__file__).parent / "results"
 FIXTURE = Path(__file__).parent.parent / "tests" / "fixtures" / "main_loop_first_request.json"
 SEQUENTIAL = int(os.environ.get("BENCH_N", "400"))
 CONCURRENT = 16
 STREAM_CHUNKS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -227,13 +209,8 @@ def write(results: dict[str, Any]) -> None:
 
 def run_edge(env: dict[str, str], backend_port: int) -> dict[str, Any]:
     edge_port = free_port()
-    edge = subprocess.Popen(
-        [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    edge = start_edge(edge_port, env)
     try:
-        wait_port(edge_port)
         return asyncio.run(
             measure(
                 f"http://127.0.0.1:{backend_port}/v1/chat/completions",
@@ -242,27 +219,14 @@ def run_edge(env: dict[str, str], backend_port: int) -> dict[str, Any]:
             )
         )
     finally:
-        edge.terminate()
-        edge.wait(10)
+        stop(edge)
 
 
 def main() -> None:
     backend_port = free_port()
-    env = {
-        **os.environ,
-        "MODEL": "openai_compat/m",
-        "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
-        "PROVIDER_RATE_LIMIT": "0",
-        "PROVIDER_MAX_CONCURRENCY": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    for name in [k for k in env if k.startswith("OTEL_")]:
-        del env[name]
-    backend = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_backend", str(backend_port), str(STREAM_CHUNKS)], env=env
-    )
+    env = edge_env(backend_port, LOG_LEVEL="WARNING")
+    backend = start_backend(backend_port, STREAM_CHUNKS)
     try:
-        wait_port(backend_port)
         results = run_edge(env, backend_port)
         # Tracing on, every request sampled, spans exported over OTLP/HTTP to a local sink
         # (the fake backend accepts POST /v1/traces). Metrics are on in both runs.
@@ -284,8 +248,7 @@ def main() -> None:
         )
         write(results)
     finally:
-        backend.terminate()
-        backend.wait(10)
+        stop(backend)
 
 
 if __name__ == "__main__":

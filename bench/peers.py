@@ -15,7 +15,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from bench.contenders import (
     start_litellm,
 )
 from bench.edge_latency import cpu_seconds as process_cpu_seconds
-from bench.edge_latency import free_port, wait_port
+from bench.processes import free_port, start_backend
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
@@ -313,20 +312,15 @@ def main() -> None:
     workdir = CONTENDERS / "run"
     workdir.mkdir(parents=True, exist_ok=True)
     backend_port = free_port()
-    backend = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_backend", str(backend_port), "200"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    backend = start_backend(backend_port, 200, quiet=True)
     backend_url = f"http://127.0.0.1:{backend_port}"
     results: dict[str, Any] = {"contenders": {}}
     try:
-        wait_port(backend_port)
         with redis_server() as redis:
             starters = [
                 ("direct", lambda: Contender("direct", "")),
-                ("ccgate", lambda: start_ccgate(backend_url, None)),
-                ("ccgate (Redis limiter)", lambda: start_ccgate(backend_url, redis.url)),
+                ("ccgate", lambda: start_ccgate(backend_port, None)),
+                ("ccgate (Redis limiter)", lambda: start_ccgate(backend_port, redis.url)),
                 (f"LiteLLM proxy {LITELLM_VERSION}", lambda: start_litellm(backend_url, workdir)),
                 (f"claude-code-router {CCR_VERSION}", lambda: start_ccr(backend_url, workdir)),
             ]

@@ -10,8 +10,6 @@ import json
 import os
 import platform
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from bench.edge_latency import free_port, wait_port
+from bench.processes import edge_env, free_port, start_backend, start_edge, stop
 from tests.redis_server import redis_server
 
 RESULTS = Path(__file__).parent / "results"
@@ -120,38 +118,22 @@ async def run(url: str, edge_pid: int) -> dict[str, Any]:
 def main() -> None:
     with redis_server() as redis:
         backend_port, edge_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "MODEL": "openai_compat/m",
-            "OPENAI_COMPAT_BASE_URL": f"http://127.0.0.1:{backend_port}/v1",
-            "REDIS_URL": redis.url,
-            "PROVIDER_RATE_LIMIT": "0",
-            "PROVIDER_MAX_CONCURRENCY": "150",
-            "LIMITER_QUEUE_TIMEOUT": "60",
-            "LOG_LEVEL": "ERROR",
-        }
-        for name in [k for k in env if k.startswith("OTEL_")]:
-            del env[name]
-        backend = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_backend", str(backend_port), str(CHUNKS)], env=env
+        env = edge_env(
+            backend_port,
+            REDIS_URL=redis.url,
+            PROVIDER_MAX_CONCURRENCY="150",
+            LIMITER_QUEUE_TIMEOUT="60",
         )
-        edge = subprocess.Popen(
-            [sys.executable, "-m", "ccgate.cli", "serve", "--port", str(edge_port)],
-            env=env,
-            stderr=open(EDGE_LOG, "wb"),
-        )
+        backend = start_backend(backend_port, CHUNKS)
+        edge = None
         try:
-            wait_port(backend_port)
-            wait_port(edge_port)
+            edge = start_edge(edge_port, env, stderr=open(EDGE_LOG, "wb"))
             result = asyncio.run(run(f"http://127.0.0.1:{edge_port}/v1/messages", edge.pid))
             time.sleep(2)
             leases = redis_sync.Redis.from_url(redis.url).zcard("ccgate:{openai_compat}:leases")
             status = httpx.get(f"http://127.0.0.1:{edge_port}/ccgate/limiter").json()
         finally:
-            edge.terminate()
-            backend.terminate()
-            edge.wait(10)
-            backend.wait(10)
+            stop(edge, backend)
     rss = [mb for _, mb in result["rss_mb"]]
     settled = rss[len(rss) // 3 :] or rss
     result["error_samples"] = MESSAGES
