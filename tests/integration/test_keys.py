@@ -99,6 +99,12 @@ def test_stored_key_is_accepted_limited_and_revoked(
     rows = httpx.get(edge.url + "/ccgate/usage", headers={"x-api-key": key}).json()["rows"]
     ana = [r for r in rows if r["key"] == "ana"]
     assert ana and ana[0]["requests"] == 2 and ana[0]["input_tokens"] == 246
+    # A refused request counts as a request and an error of its key — there and in /metrics.
+    bo = httpx.get(edge.url + "/ccgate/usage", params={"key": "bo"}, headers={"x-api-key": key})
+    assert [(r["requests"], r["errors"]) for r in bo.json()["rows"]] == [(2, 1)]
+    exposition = httpx.get(edge.url + "/metrics").text
+    assert 'ccgate_key_errors_total{key="bo",provider="openai_compat"}' in exposition
+    assert 'ccgate_key_queued_seconds_total{key="bo"}' in exposition
     cli = ccgate(
         "usage", "--json", env={**keys_env, "CCGATE_EDGE_URL": edge.url, "CCGATE_API_KEYS": ""}
     )

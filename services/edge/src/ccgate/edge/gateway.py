@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ccgate.edge import metrics
-from ccgate.edge.outcome import record_outcome
+from ccgate.edge.outcome import record_outcome, record_usage
 from ccgate.edge.providers import anthropic_native, openai_compat
 from ccgate.edge.providers.base import (
     CallInfo,
@@ -36,7 +36,7 @@ from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
 from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
-from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, UsageStore
+from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, Usage, UsageStore
 from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
 from ccgate.limiter.failover import LimiterUnavailable
 from ccgate.shared.redis import connect
@@ -197,6 +197,7 @@ class Gateway:
             is_last = position == len(resolved.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
+                asked = time.monotonic()
                 admitted = await self._admit(route.provider, user, deadline, rtrace, user_limits)
                 if isinstance(admitted, Denied):
                     last = rate_limited(
@@ -204,6 +205,7 @@ class Gateway:
                         f"retry in {admitted.retry_after:.0f}s",
                         admitted.retry_after,
                     )
+                    await self._record_failure(user, route, time.monotonic() - asked)
                     break
                 span = rtrace.child(
                     f"chat {route.model}",
@@ -228,6 +230,7 @@ class Gateway:
                         self.reset_client(provider)
                     outcome: Outcome = "rate_limited" if error.status == 429 else "error"
                     await self.limiter.release(admitted, outcome)
+                    await self._record_failure(user, route, admitted.waited)
                     metrics.UPSTREAM_ERRORS.labels(route.provider, error.type).inc()
                     span.set_attribute("error.type", error.type)
                     span.set_status(Status(StatusCode.ERROR, error.message[:300]))
@@ -263,6 +266,9 @@ class Gateway:
                 )
         assert last is not None
         raise last
+
+    async def _record_failure(self, user: str, route: Route, queued: float) -> None:
+        await record_usage(self.usage, Usage(user, route.provider, route.model, 0, 0, True, queued))
 
     async def _admit(
         self,

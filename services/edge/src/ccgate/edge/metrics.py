@@ -52,6 +52,12 @@ KEY_REQUESTS = Counter(
 KEY_TOKENS = Counter(
     "ccgate_key_tokens_total", "Tokens per team key (its name)", ["key", "direction"]
 )
+KEY_ERRORS = Counter(
+    "ccgate_key_errors_total", "Failed requests per team key (its name)", ["key", "provider"]
+)
+KEY_QUEUED = Counter(
+    "ccgate_key_queued_seconds_total", "Seconds queued in the limiter per team key", ["key"]
+)
 ADMISSIONS = Counter(
     "ccgate_limiter_admissions_total", "Limiter decisions", ["provider", "outcome"]
 )

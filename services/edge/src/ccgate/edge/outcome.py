@@ -10,13 +10,29 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import Status, StatusCode
 
 from ccgate.edge import metrics
-from ccgate.edge.usage import Usage
+from ccgate.edge.usage import Usage, UsageStore
 from ccgate.limiter.api import Outcome
 
 if TYPE_CHECKING:
     from ccgate.edge.gateway import Opened
 
 log = logging.getLogger("ccgate.edge")
+
+
+async def record_usage(store: UsageStore, usage: Usage) -> None:
+    """The key's usage record and its Prometheus counters — for answered requests and for
+    those that failed before an answer (limiter denial, upstream error) alike."""
+    metrics.KEY_REQUESTS.labels(usage.key, usage.provider).inc()
+    metrics.KEY_TOKENS.labels(usage.key, "input").inc(usage.input_tokens)
+    metrics.KEY_TOKENS.labels(usage.key, "output").inc(usage.output_tokens)
+    if usage.error:
+        metrics.KEY_ERRORS.labels(usage.key, usage.provider).inc()
+    if usage.queued:
+        metrics.KEY_QUEUED.labels(usage.key).inc(usage.queued)
+    try:
+        await store.record(usage)
+    except Exception as exc:  # a usage record must never fail the request
+        log.warning("usage record failed: %s", type(exc).__name__)
 
 
 async def record_outcome(opened: Opened, outcome: Outcome) -> None:
@@ -32,23 +48,18 @@ async def record_outcome(opened: Opened, outcome: Outcome) -> None:
     if info.output_tokens:
         metrics.TOKENS.labels(provider, "output").inc(info.output_tokens)
     if opened.usage is not None:
-        metrics.KEY_REQUESTS.labels(opened.usage_key, provider).inc()
-        metrics.KEY_TOKENS.labels(opened.usage_key, "input").inc(info.input_tokens or 0)
-        metrics.KEY_TOKENS.labels(opened.usage_key, "output").inc(info.output_tokens or 0)
-        try:
-            await opened.usage.record(
-                Usage(
-                    opened.usage_key,
-                    provider,
-                    opened.route.model,
-                    info.input_tokens or 0,
-                    info.output_tokens or 0,
-                    outcome == "error",
-                    opened.queued,
-                )
-            )
-        except Exception as exc:  # a usage record must never fail the request
-            log.warning("usage record failed: %s", type(exc).__name__)
+        await record_usage(
+            opened.usage,
+            Usage(
+                opened.usage_key,
+                provider,
+                opened.route.model,
+                info.input_tokens or 0,
+                info.output_tokens or 0,
+                outcome == "error",
+                opened.queued,
+            ),
+        )
     if not span.is_recording():
         span.end()
         opened.trace.end()
