@@ -179,3 +179,30 @@ def test_the_chat_message_trace_reaches_the_edge(
     assert edge and all(format(s.context.trace_id, "032x") == trace_id for s in edge)
     assert edge[0].parent is not None and edge[0].parent.span_id == run.context.span_id
     assert (edge[0].attributes or {})["ccgate.chat_user"] == "telegram:42"
+
+
+def test_failures_reach_the_chat_as_a_clear_message(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    """The provider refusing the request, and the CLI itself crashing, both end as one ⚠️ chat
+    message that says what happened."""
+    redis_url.flush()
+    h = harness_factory("openai")
+    # Every request refused: after a single 400, Claude Code sent another request and used its
+    # answer.
+    h.backend.default = Turn(
+        status=400, error_body={"error": {"message": "model fake-model is not served here"}}
+    )
+    refused = asyncio.run(run_jobs(settings_for(h, redis_url, tmp_path), request("go", "6")))[0]
+    assert "model fake-model is not served here" in refused["error"]
+    posted = asyncio.run(outbox(redis_url.url))[-1]
+    assert posted["kind"] == "error" and posted["text"].startswith("⚠️")
+    assert "model fake-model is not served here" in posted["text"]
+
+    crashing = tmp_path / "claude-that-crashes"
+    crashing.write_text("#!/bin/sh\necho 'fatal: the CLI could not start' >&2\nexit 3\n")
+    crashing.chmod(0o755)
+    settings = settings_for(h, redis_url, tmp_path).model_copy(update={"claude_bin": str(crashing)})
+    crashed = asyncio.run(run_jobs(settings, request("go again", "7")))[0]
+    assert crashed["error"] == "fatal: the CLI could not start"
+    assert asyncio.run(outbox(redis_url.url))[-1]["text"] == "⚠️ fatal: the CLI could not start"
