@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -67,6 +68,14 @@ class UpstreamCall(Protocol):
     async def aclose(self) -> None: ...
 
 
+class _NoCookies(CookieJar):
+    """The gateway serves many users over one client: a cookie one upstream answer sets must
+    not ride along on everybody's later requests."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 def make_client(
     provider: Provider, timeouts: Timeouts, max_connections: int = 512
 ) -> httpx.AsyncClient:
@@ -83,6 +92,7 @@ def make_client(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         trust_env=False,  # a proxy from the environment must not silently reroute provider traffic
+        cookies=_NoCookies(),
     )
 
 

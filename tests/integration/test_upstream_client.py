@@ -1,4 +1,5 @@
-"""The upstream connection pool survives cancellations at any point of a streamed read.
+"""The upstream client: its connection pool survives cancellations at any point of a streamed
+read, and it keeps no cookies between users' requests.
 
 A client that hangs up cancels the request's task wherever it is — also inside httpcore's
 own close at the end of a body, which (before body_chunks closed responses in a task of
@@ -63,5 +64,24 @@ async def test_a_cancelled_read_at_any_point_gives_its_connection_back(
         assert b"[DONE]" in b"".join([c async for c in body_chunks(response, provider.id)])
         after = pool_counts(client)
         assert after["active"] == 0 and after["idle"] >= 1, after
+    finally:
+        await client.aclose()
+
+
+async def test_no_cookie_travels_from_one_request_to_the_next(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.script(Turn(text="first", headers={"set-cookie": "session=user-a; Path=/"}))
+    for name, value in backend_env(backend).items():
+        monkeypatch.setenv(name, value)
+    provider = configure_all(Settings())["openai_compat"]
+    client = make_client(provider, TIMEOUTS)
+    try:
+        for _ in range(2):
+            response = await send(client, provider, BODY, {}, TIMEOUTS)
+            async for _chunk in body_chunks(response, provider.id):
+                pass
+        assert backend.requests[0].headers.get("cookie") is None
+        assert backend.requests[1].headers.get("cookie") is None  # user-a's cookie stayed behind
     finally:
         await client.aclose()
