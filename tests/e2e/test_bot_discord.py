@@ -39,6 +39,7 @@ def test_discord_conversation(
         Turn(text="Done: todo.md is there."),
         Turn(text="We talked about todo.md."),
         Turn(text=long_answer),
+        Turn(text="Four."),
     )
     with FakeDiscord(TOKEN) as discord:
         settings = settings_for(
@@ -48,6 +49,7 @@ def test_discord_conversation(
             discord_bot_token=TOKEN,
             discord_api_base_url=discord.api_url,
             allowed_discord_user_id=ANA,
+            discord_channels="556",
         )
 
         async def scenario() -> None:
@@ -65,12 +67,22 @@ def test_discord_conversation(
                 await until(lambda: any(s.get("file") == "answer.md" for s in discord.sent))
                 discord.user_says(ANA, "/status")
                 await until(lambda: any(t.startswith("session:") for t in discord.texts(DM)))
+                # In a server: talk among people is left alone; a mention, or a channel set
+                # aside for the bot, is a message for it.
+                discord.user_says(ANA, "lunch at noon?", channel_id="555")
+                discord.user_says(ANA, "what is 2+2", channel_id="555", mention_bot=True)
+                await until(lambda: "Four." in discord.texts("555"))
+                discord.user_says(ANA, "/model opus", channel_id="556")
+                await until(lambda: "Model tier: opus." in discord.texts("556"))
 
         asyncio.run(scenario())
         assert target.read_text() == "- ship it\n"
         assert any("🔧 Write" in t for t in discord.texts(DM))  # progress was relayed
         assert all(len(s["content"]) <= 2000 for s in discord.sent)  # Discord's limit
-        assert len(h.backend.requests) == 4  # the stranger ran nothing
+        assert len(h.backend.requests) == 5  # the stranger and the lunch chat ran nothing
+        assert "what is 2+2" in str(h.backend.requests[4].body)
+        assert "<@" not in str(h.backend.requests[4].body["messages"][-1])  # mention stripped
+        assert discord.texts("555") == ["Working on it…", "Four."]  # a plain answer, no notes
         resumed = str(h.backend.requests[2].body)
         assert "please create todo.md" in resumed  # the second message resumed the session
         assert "please create todo.md" not in str(h.backend.requests[3].body)  # !new: fresh

@@ -23,6 +23,7 @@ from tests.fakes.server import ThreadedServer
 
 API = "/api/v10"
 BOT_ID = "900000000000000001"
+GUILD_ID = "800000000000000001"
 
 
 def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
@@ -78,11 +79,19 @@ class FakeDiscord:
         self._server.__exit__(*exc)
 
     # -- the test's side ---------------------------------------------------------------------
-    def user_says(self, user_id: str, text: str, channel_id: str | None = None) -> str:
-        """A MESSAGE_CREATE from `user_id` (a DM when no channel is given); returns its id."""
+    def user_says(
+        self, user_id: str, text: str, channel_id: str | None = None, mention_bot: bool = False
+    ) -> str:
+        """A MESSAGE_CREATE from `user_id`: a DM when no channel is given, else a message in
+        that server channel (mentioning the bot if asked); returns its id."""
         assert self._loop is not None and self._events is not None, "the bot is not connected"
         message_id = str(next(self._ids))
         message = self._message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
+        if channel_id:
+            message["guild_id"] = GUILD_ID
+        if mention_bot:
+            message["content"] = f"<@{BOT_ID}> {text}"
+            message["mentions"] = [BOT_USER]
         self._loop.call_soon_threadsafe(self._events.put_nowait, message)
         return message_id
 

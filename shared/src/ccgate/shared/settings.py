@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     discord_bot_token: SecretStr | None = None
     allowed_discord_user_id: str | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"
+    # Server channels where every message of an allowed user is a task; elsewhere in a server
+    # the bot answers only when mentioned (DMs and the bot's threads always).
+    discord_channels: str = ""
     claude_workspace: str = "./workspaces"
     ccgate_edge_url: str = "http://127.0.0.1:8082"
     claude_bin: str | None = None

@@ -265,6 +265,8 @@ class ChatCore:
             progress.lines.append(text if kind != "text" else "💬 " + text[:300])
             body = "\n".join(progress.lines)[-limit:]
             if progress.message_id is None:
+                if kind == "text":
+                    return  # held: a run that only answers shows its answer, not a copy of it
                 progress.message_id = await platform.send(chat_id, body)
                 progress.last_edit = time.monotonic()
             elif time.monotonic() - progress.last_edit >= platform.edit_interval:

@@ -1,6 +1,7 @@
-"""The Discord front end (discord.py over the gateway): messages from allowed users in DMs,
-channels or threads go to the shared core; a channel or thread is one chat. Commands are
-plain messages starting with `/` or `!` (no slash-command registration needed).
+"""The Discord front end (discord.py over the gateway): messages from allowed users go to the
+shared core — every DM; in a server, messages that mention the bot or are posted in one of
+DISCORD_CHANNELS. A channel or thread is one chat. Commands are plain messages starting with
+`/` or `!` (no slash-command registration needed).
 With no ALLOWED_DISCORD_USER_ID it refuses to start."""
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class DiscordFront:
             raise ConfigurationError("DISCORD_BOT_TOKEN is not set")
         self._token = settings.discord_bot_token
         self._api = settings.discord_api_base_url.rstrip("/")
+        self.channels = {c.strip() for c in settings.discord_channels.split(",") if c.strip()}
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
@@ -59,12 +61,22 @@ class DiscordFront:
         self.client.event(self.on_message)
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or (self.client.user and message.author.id == self.client.user.id):
+        me = self.client.user
+        if message.author.bot or me is None or message.author.id == me.id:
             return
+        text = message.content
+        if not isinstance(message.channel, discord.DMChannel):
+            # In a server, people talk to each other too: a message is for the bot when it
+            # mentions the bot, or in the channels set aside for it.
+            mention = f"<@{me.id}>"
+            if me.id in message.raw_mentions:
+                text = text.replace(mention, "").replace(f"<@!{me.id}>", "").strip()
+            elif not {str(message.channel.id), str(getattr(message.channel, "parent_id", ""))} & (
+                self.channels
+            ):
+                return  # (a thread counts as its parent channel)
         await self.core.handle(
-            Incoming(
-                str(message.channel.id), str(message.author.id), str(message.id), message.content
-            )
+            Incoming(str(message.channel.id), str(message.author.id), str(message.id), text)
         )
 
     async def run(self) -> None:
