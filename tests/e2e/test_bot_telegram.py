@@ -89,6 +89,8 @@ def test_telegram_conversation(
         status = next(t for t in texts if t.startswith("session:"))
         assert "session: (new)" not in status
         assert all(TOKEN not in str(s) for s in telegram.sent)
+        # Rendered as HTML, and Telegram's strict parser (the fake's) took every message.
+        assert all(s.get("parse_mode") == "HTML" for s in telegram.sent if "text" in s)
         assert (tmp_path / f"telegram-{ANA}" / "web").is_dir()
         assert not (tmp_path / "etc").exists()
 

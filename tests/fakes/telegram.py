@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +30,48 @@ BOT = {
     "can_read_all_group_messages": False,
     "supports_inline_queries": False,
 }
+
+
+TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "code",
+    "pre",
+    "a",
+    "blockquote",
+}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.bad = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.bad = self.bad or tag not in TAGS
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.bad = self.bad or not self.stack or self.stack.pop() != tag
+
+
+def _valid_html(text: str) -> bool:
+    """Telegram's rule for parse_mode=HTML: its tags only, closed in order; a bare `<` or `&`
+    that is not an entity is an error too."""
+    if re.search(r"<(?![a-zA-Z/])|&(?!(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)", text):
+        return False
+    parser = _Tags()
+    parser.feed(text)
+    parser.close()
+    return not parser.bad and not parser.stack
 
 
 class FakeTelegram:
@@ -120,6 +164,15 @@ class FakeTelegram:
                     return JSONResponse({"ok": True, "result": ready})
                 await asyncio.sleep(0.05)
         if method in ("sendMessage", "editMessageText", "sendDocument"):
+            if params.get("parse_mode") == "HTML" and not _valid_html(str(params.get("text", ""))):
+                return JSONResponse(  # what Telegram answers to HTML it cannot parse
+                    {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: can't parse entities",
+                    },
+                    status_code=400,
+                )
             record = {"method": method, **params}
             if "text" in params and isinstance(params["text"], str):
                 record["text"] = params["text"]

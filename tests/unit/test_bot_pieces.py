@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from ccgate.bot.fronts.core import split
+from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced, telegram_html
 from ccgate.bot.jobs import describe
 from ccgate.bot.queue import STEP_MS, fair_score_ms
 from ccgate.bot.streamjson import Finished, Started, Text, Thinking, ToolUse, parse_line
@@ -142,3 +145,59 @@ def test_fair_scores_put_a_users_later_jobs_behind_others_first_ones() -> None:
     assert fair_score_ms(now, 10**6) <= now  # never in the future: arq would hold it back
     # No starvation: after one step of real time, Ana's second job outranks Bob's new first.
     assert second_of_ana < fair_score_ms(now + STEP_MS + 1, 0)
+
+
+# -- Markdown for the chat platforms ----------------------------------------------------------
+TELEGRAM_TAGS = {"b", "i", "u", "s", "code", "pre", "a", "blockquote", "tg-spoiler"}
+
+
+class _TagChecker(HTMLParser):
+    """Telegram's parser is strict: only its tags, properly nested, entities escaped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        assert tag in TELEGRAM_TAGS, tag
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack.pop() == tag, tag
+
+
+def _check_telegram_html(text: str) -> None:
+    checker = _TagChecker()
+    checker.feed(text)
+    checker.close()
+    assert checker.stack == []
+
+
+def test_markdown_becomes_the_html_telegram_renders() -> None:
+    answer = (
+        "## Plan\n"
+        "Use **asyncio** and `a < b && c`; see [the docs](https://docs.python.org/?a=1&b=2).\n"
+        "```python\nif x < 1 and y > 2:\n    print('<b>not a tag</b>')\n```\n"
+        "Done & dusted."
+    )
+    out = telegram_html(answer)
+    _check_telegram_html(out)
+    assert "<b>Plan</b>" in out and "<b>asyncio</b>" in out
+    assert "<code>a &lt; b &amp;&amp; c</code>" in out
+    assert '<a href="https://docs.python.org/?a=1&amp;b=2">the docs</a>' in out
+    assert '<pre><code class="language-python">if x &lt; 1 and y &gt; 2:' in out
+    assert "&lt;b&gt;not a tag&lt;/b&gt;" in out  # nothing inside code renders
+    assert out.endswith("Done &amp; dusted.")
+    assert telegram_html("2 * 3 ** 4 and a_b_c") == "2 * 3 ** 4 and a_b_c"  # no stray marks
+
+
+def test_a_code_block_split_across_pieces_stays_a_code_block_in_each() -> None:
+    code = "\n".join(f"line {i} = {i} * 2" for i in range(400))
+    answer = f"Here:\n```python\n{code}\n```\nThat is all."
+    pieces = balanced(split(answer, 2000 - FENCE_ROOM))
+    assert len(pieces) > 2 and all(len(p) <= 2000 for p in pieces)
+    for piece in pieces:
+        assert piece.count("```") % 2 == 0  # every piece opens and closes its fences
+        _check_telegram_html(telegram_html(piece))
+    assert pieces[1].startswith("```python\n")
+    assert "That is all." in pieces[-1]

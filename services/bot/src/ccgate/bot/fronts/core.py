@@ -20,6 +20,7 @@ from opentelemetry import propagate, trace
 from redis.exceptions import RedisError, ResponseError
 
 from ccgate.bot import queue, sessions
+from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced
 from ccgate.bot.workspace import WorkspaceError, list_projects, project_dir, user_root
 from ccgate.shared.settings import Settings
 
@@ -279,7 +280,7 @@ class ChatCore:
                 done.lines.pop()  # the answer comes next, in full: not twice
             notes = "\n".join(done.lines)[-limit:] or "✅"
             await platform.edit(chat_id, done.message_id, notes)
-        pieces = split(text, limit)
+        pieces = balanced(split(text, limit - FENCE_ROOM))
         if len(pieces) > MAX_PIECES:
             await platform.send_file(chat_id, "answer.md", text.encode())
         else:

@@ -9,9 +9,11 @@ from typing import Any
 
 from arq import ArqRedis
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
+from ccgate.bot.fronts.markdown import telegram_html
 from ccgate.shared.settings import Settings
 
 
@@ -25,10 +27,19 @@ class TelegramPlatform:
         self._bot = app.bot
 
     async def send(self, chat_id: str, text: str) -> str:
-        return str((await self._bot.send_message(chat_id, text)).message_id)
+        try:
+            sent = await self._bot.send_message(chat_id, telegram_html(text), parse_mode="HTML")
+        except BadRequest:  # Telegram could not parse our HTML: the text as it is, then
+            sent = await self._bot.send_message(chat_id, text)
+        return str(sent.message_id)
 
     async def edit(self, chat_id: str, message_id: str, text: str) -> None:
-        await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
+        try:
+            await self._bot.edit_message_text(
+                telegram_html(text), chat_id=chat_id, message_id=int(message_id), parse_mode="HTML"
+            )
+        except BadRequest:
+            await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
 
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None:
         await self._bot.send_document(chat_id, document=data, filename=filename)
