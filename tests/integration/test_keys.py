@@ -116,3 +116,45 @@ def test_stored_key_is_accepted_limited_and_revoked(
     while httpx.post(url, json=haiku, headers={"x-api-key": narrow}).status_code != 401:
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.5)
+
+
+def test_doctor_reports_insecure_settings(
+    backend: FakeBackend, keys_env: dict[str, str], tmp_path: Path
+) -> None:
+    keys_file = Path(keys_env["CCGATE_KEYS_FILE"])
+    env = {
+        **keys_env,
+        **backend_env(backend),
+        "REDIS_URL": "",
+        "CCGATE_API_KEYS": "",
+        "CLAUDE_BIN": "/bin/true",
+        "BOT_SKIP_PERMISSIONS": "true",
+        "MESSAGING_PLATFORM": "telegram",
+        "ALLOWED_TELEGRAM_USER_ID": "",
+    }
+    # Exposed without any key.
+    exposed = ccgate("doctor", "--host", "0.0.0.0", env=env)
+    assert exposed.returncode == 1
+    assert "[FIX] serving 0.0.0.0 without keys" in exposed.stdout
+    # With a key whose file others can read, the bot skipping permissions and open to nobody.
+    assert ccgate("keys", "create", "ana", env=env).returncode == 0
+    keys_file.chmod(0o644)
+    risky = ccgate("doctor", "--host", "0.0.0.0", env=env).stdout
+    assert f"[FIX] keys file {keys_file} is readable by others: chmod 600" in risky
+    assert "[FIX] BOT_SKIP_PERMISSIONS=true" in risky
+    assert (
+        "[FIX] MESSAGING_PLATFORM includes telegram but ALLOWED_TELEGRAM_USER_ID is empty" in risky
+    )
+    assert "[FIX] /metrics, /readyz and /ccgate/* answer on the public port" in risky
+    # Put right, the same checks pass.
+    keys_file.chmod(0o600)
+    safe_env = {
+        **env,
+        "BOT_SKIP_PERMISSIONS": "false",
+        "ALLOWED_TELEGRAM_USER_ID": "42",
+        "CCGATE_ADMIN_PORT": "9090",
+    }
+    safe = ccgate("doctor", "--host", "0.0.0.0", env=safe_env)
+    assert safe.returncode == 0, safe.stdout
+    assert "[FIX]" not in safe.stdout and "[ok] serving 0.0.0.0 with team keys" in safe.stdout
+    assert "is private (0600)" in safe.stdout

@@ -16,6 +16,7 @@ import typer
 from ccgate.edge.keys import new_record, open_store
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, RoutingError
+from ccgate.edge.security import security_findings
 from ccgate.edge.server import is_loopback, startup_report
 from ccgate.shared.settings import Settings
 
@@ -127,8 +128,12 @@ def code(ctx: typer.Context) -> None:
 
 
 @app.command()
-def doctor() -> None:
-    """Check the configuration, each routed provider, Redis and the claude binary."""
+def doctor(
+    host: Annotated[
+        str, typer.Option(help="The address you serve (or will serve) the gateway on.")
+    ] = "127.0.0.1",
+) -> None:
+    """Check the configuration, its safety, each routed provider, Redis and the claude binary."""
     problems = 0
 
     def say(ok: bool, text: str) -> None:
@@ -145,6 +150,8 @@ def doctor() -> None:
     say(True, "configuration parses")
     for line in startup_report(settings):
         typer.echo(line)
+    for fine, text in security_findings(settings, host, has_keys(settings)):
+        say(fine, text)
     providers = configure_all(settings)
     used = {route.provider for routes in Router(settings).table().values() for route in routes}
     for pid in sorted(used):
