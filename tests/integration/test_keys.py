@@ -110,6 +110,19 @@ def test_stored_key_is_accepted_limited_and_revoked(
     )
     # The CLI needs a key of the gateway to read usage; without one it is refused cleanly.
     assert cli.returncode == 1
+    # Rotation: a new key with the same limits; the old one stops working, the new one works.
+    rotated = ccgate("keys", "rotate", "bo", env=keys_env)
+    assert rotated.returncode == 0 and rotated.stdout.strip() != narrow
+    fresh = rotated.stdout.strip()
+    listed = json.loads(ccgate("keys", "list", "--json", env=keys_env).stdout)
+    assert [r["rpm"] for r in listed if r["name"] == "bo"] == [1]
+    deadline = time.monotonic() + 10
+    while httpx.post(url, json=haiku, headers={"x-api-key": narrow}).status_code != 401:
+        assert time.monotonic() < deadline, "the rotated-out key still works"
+        time.sleep(0.5)
+    # Accepted as bo's key: 200, or 429 while bo's own rpm (it is the same name) still holds.
+    assert httpx.post(url, json=haiku, headers={"x-api-key": fresh}).status_code in (200, 429)
+    narrow = fresh
     # Revocation takes effect within the refresh interval.
     assert ccgate("keys", "revoke", "bo", env=keys_env).returncode == 0
     deadline = time.monotonic() + 10

@@ -22,7 +22,7 @@ from ccgate.shared.settings import Settings
 
 app = typer.Typer(help="The edge: the Anthropic-compatible gateway.")
 limiter_app = typer.Typer(help="Inspect the shared limiter.")
-keys_app = typer.Typer(help="Team keys: create, list, revoke.")
+keys_app = typer.Typer(help="Team keys: create, list, rotate, revoke.")
 
 
 def has_keys(settings: Settings) -> bool:
@@ -256,6 +256,27 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
             f"{row['name']:<20} rpm={row['rpm'] or '-'} concurrency={row['max_concurrency'] or '-'} "
             f"daily_tokens={row['daily_tokens'] or '-'} models={row['models']} created={row['created']}"
         )
+
+
+@keys_app.command("rotate")
+def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """A new key for NAME with the same limits and models; the old key stops working within a
+    few seconds (a leaked key replaced without re-typing its settings). Usage stays with NAME."""
+    store = open_store(Settings().redis_url)
+    old = next((r for r in store.load() if r.name == name), None)
+    if old is None:
+        typer.echo(f"ccgate: no key named {name!r}", err=True)
+        raise typer.Exit(1)
+    key, record = new_record(
+        name,
+        rpm=old.rpm,
+        max_concurrency=old.max_concurrency,
+        daily_tokens=old.daily_tokens,
+        models=old.models,
+    )
+    store.save(record)  # replaces the record, and with it the old key's hash
+    typer.echo(key)
+    typer.echo(f"(shown once; the previous key of {name!r} no longer works)", err=True)
 
 
 @keys_app.command("revoke")
