@@ -4,7 +4,6 @@ output."""
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import subprocess
@@ -23,7 +22,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import Edge, backend_env
 from tests.fakes.backend import FakeBackend, Turn
-from tests.fakes.server import ThreadedServer, free_port
+from tests.fakes.otlp import OtlpGrpcReceiver, OtlpHttpReceiver
+from tests.fakes.server import free_port
 
 EXPORTER = InMemorySpanExporter()
 TOOLS = [
@@ -242,47 +242,16 @@ def test_metrics_exposition(edge: Edge, backend: FakeBackend) -> None:
 
 
 # -- over the wire -------------------------------------------------------------------------
-class OtlpReceiver:
-    """A small OTLP/HTTP trace receiver, decoding with opentelemetry-proto."""
-
-    def __init__(self) -> None:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        self.spans: list[Any] = []
-
-        async def traces(request: Request) -> Response:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                ExportTraceServiceRequest,
-            )
-
-            raw = await request.body()
-            if request.headers.get("content-encoding") == "gzip":
-                raw = gzip.decompress(raw)
-            message = ExportTraceServiceRequest()
-            message.ParseFromString(raw)
-            for resource in message.resource_spans:
-                service = {a.key: a.value.string_value for a in resource.resource.attributes}.get(
-                    "service.name"
-                )
-                for scope in resource.scope_spans:
-                    for span in scope.spans:
-                        self.spans.append((service, span))
-            return Response(b"", media_type="application/x-protobuf")
-
-        self.app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
-
-
-def test_otlp_http_exporter_over_the_wire(backend: FakeBackend) -> None:
-    receiver = OtlpReceiver()
-    with ThreadedServer(receiver.app) as collector:
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_otlp_exporter_over_the_wire(backend: FakeBackend, protocol: str) -> None:
+    receiver = OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver()
+    with receiver:
         port = free_port()
         env = {
             **os.environ,
             **backend_env(backend),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
             "OTEL_SERVICE_NAME": "ccgate-test",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
