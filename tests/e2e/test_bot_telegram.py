@@ -88,6 +88,7 @@ def test_telegram_conversation(
         )  # the session was resumed
         status = next(t for t in texts if t.startswith("session:"))
         assert "session: (new)" not in status
+        assert "limiter: openai_compat 0 running, 0 queued" in status  # asked of the edge
         assert all(TOKEN not in str(s) for s in telegram.sent)
         # Rendered as HTML, and Telegram's strict parser (the fake's) took every message.
         assert all(s.get("parse_mode") == "HTML" for s in telegram.sent if "text" in s)

@@ -91,6 +91,7 @@ async def test_cancel_while_queued_leaves_no_trace(make: Factory) -> None:
     assert isinstance(held, Lease)
     waiting = asyncio.create_task(limiter.admit(p, "other", soon(5)))
     await asyncio.sleep(0.2)
+    assert (await limiter.status())["providers"][p]["queued"] == 1  # both backends say so
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -98,6 +99,7 @@ async def test_cancel_while_queued_leaves_no_trace(make: Factory) -> None:
     await asyncio.sleep(0.1)
     status = (await limiter.status())["providers"][p]
     assert status["in_flight"] == 0 and sum(status["queue_depth"].values()) == 0
+    assert status["queued"] == 0
     assert isinstance(await limiter.admit(p, "u", soon(0)), Lease)
 
 

@@ -86,10 +86,7 @@ def refresh_pool_gauges(pools: dict[str, dict[str, int]]) -> None:
 def refresh_limiter_gauges(status: dict[str, Any]) -> None:
     for provider, state in status.get("providers", {}).items():
         IN_FLIGHT.labels(provider).set(state.get("in_flight", 0))
-        depth = state.get("queued")
-        if depth is None:
-            depth = sum(state.get("queue_depth", {}).values())
-        QUEUE_DEPTH.labels(provider).set(depth)
+        QUEUE_DEPTH.labels(provider).set(state.get("queued", 0))
 
 
 def exposition() -> tuple[bytes, str]:

@@ -285,6 +285,7 @@ class MemoryLimiter:
                 "in_flight": len(state.in_flight),
                 "in_flight_by_user": by_user,
                 "queue_depth": {u: len(q) for u, q in state.queues.items()},
+                "queued": state.waiting(),
                 "paused_for": max(0.0, state.pause_until - now),
                 "daily_count": state.day_count,
                 "daily_limit": limits.daily_limit,

@@ -213,6 +213,9 @@ class ChatCore:
                 response = await http.get(
                     self.settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter", headers=headers
                 )
+            if response.status_code != 200:
+                # e.g. 404 when the edge serves /ccgate/* on its CCGATE_ADMIN_PORT only
+                return f"limiter: the edge answered {response.status_code} at {response.url.path}"
             providers: dict[str, Any] = response.json().get("providers", {})
         except (httpx.HTTPError, ValueError, AttributeError):
             return "limiter: the edge did not answer"
