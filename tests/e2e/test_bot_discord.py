@@ -34,6 +34,7 @@ def test_discord_conversation(
     h.backend.script(
         Turn(
             text="Writing.",
+            reasoning="A todo file, then.",
             tool_calls=[("Write", {"file_path": str(target), "content": "- ship it\n"})],
         ),
         Turn(text="Done: todo.md is there."),
@@ -78,6 +79,7 @@ def test_discord_conversation(
         asyncio.run(scenario())
         assert target.read_text() == "- ship it\n"
         assert any("🔧 Write" in t for t in discord.texts(DM))  # progress was relayed
+        assert any("||💭 A todo file, then.||" in t for t in discord.texts(DM))  # a spoiler
         assert all(len(s["content"]) <= 2000 for s in discord.sent)  # Discord's limit
         assert len(h.backend.requests) == 5  # the stranger and the lunch chat ran nothing
         assert "what is 2+2" in str(h.backend.requests[4].body)

@@ -33,6 +33,7 @@ def test_telegram_conversation(
     h.backend.script(
         Turn(
             text="Writing.",
+            reasoning="The user wants a notes file & nothing else.",
             tool_calls=[("Write", {"file_path": str(target), "content": "# notes\n"})],
         ),
         Turn(text="Done: notes.md is there."),
@@ -80,6 +81,12 @@ def test_telegram_conversation(
         texts = telegram.texts(ANA)
         assert target.read_text() == "# notes\n"
         assert any("🔧 Write" in s.get("text", "") for s in telegram.sent)  # progress was relayed
+        # The thinking as a collapsed note (Telegram's expandable quote), escaped.
+        assert any(
+            "<blockquote expandable>💭 The user wants a notes file &amp; nothing else."
+            in s.get("text", "")
+            for s in telegram.sent
+        )
         assert (
             len(h.backend.requests) == 3
         )  # the redelivered update ran nothing; the stranger neither

@@ -201,3 +201,12 @@ def test_a_code_block_split_across_pieces_stays_a_code_block_in_each() -> None:
         _check_telegram_html(telegram_html(piece))
     assert pieces[1].startswith("```python\n")
     assert "That is all." in pieces[-1]
+
+
+def test_quotes_become_expandable_blockquotes() -> None:
+    out = telegram_html("> 💭 weighing <a> & <b>\n> still thinking\nThen the **answer**.")
+    _check_telegram_html(out)
+    assert out == (
+        "<blockquote expandable>💭 weighing &lt;a&gt; &amp; &lt;b&gt;\nstill thinking"
+        "</blockquote>\nThen the <b>answer</b>."
+    )

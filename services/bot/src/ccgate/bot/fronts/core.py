@@ -75,6 +75,10 @@ class Platform(Protocol):
 
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None: ...
 
+    def collapsed(self, text: str) -> str:
+        """`text` (Markdown) as a note the reader opens if they want (the model's thinking)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Incoming:
@@ -266,7 +270,11 @@ class ChatCore:
         chat_id, kind, text, job = post["chat_id"], post["kind"], post["text"], post.get("job", "")
         if kind in ("tool", "thinking", "text"):
             progress = self.progress.setdefault(job, Progress())
-            progress.lines.append(text if kind != "text" else "💬 " + text[:300])
+            if kind == "thinking":
+                text = platform.collapsed(text)
+            elif kind == "text":
+                text = "💬 " + text[:300]
+            progress.lines.append(text)
             body = "\n".join(progress.lines)[-limit:]
             if progress.message_id is None:
                 if kind == "text":

@@ -42,6 +42,9 @@ class DiscordPlatform:
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None:
         await self._channel(chat_id).send(file=discord.File(io.BytesIO(data), filename=filename))
 
+    def collapsed(self, text: str) -> str:
+        return f"||{text.replace('|', '¦')}||"  # a spoiler: hidden until clicked
+
 
 class DiscordFront:
     def __init__(self, settings: Settings, arq: ArqRedis) -> None:

@@ -1,7 +1,7 @@
 """Claude's answers are Markdown. Pure helpers: keep each piece of a split answer's code
 fences balanced (both platforms render pieces one by one), and turn Markdown into the HTML
 subset Telegram renders (`parse_mode=HTML`) — fenced code, inline code, **bold**, headings (as
-bold) and [links](url); everything else stays text, escaped."""
+bold), [links](url) and `> ` quotes (expandable); everything else stays text, escaped."""
 
 from __future__ import annotations
 
@@ -36,17 +36,34 @@ def _marks(text: str) -> str:
     )
 
 
+def _prose(text: str) -> str:
+    """Prose between code fences: runs of `> ` lines become one expandable blockquote."""
+    out: list[str] = []
+    quote: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith("> ") or line == ">":
+            quote.append(line[2:])
+            continue
+        if quote:
+            out.append(f"<blockquote expandable>{_inline(chr(10).join(quote))}</blockquote>")
+            quote = []
+        out.append(_inline(line))
+    if quote:
+        out.append(f"<blockquote expandable>{_inline(chr(10).join(quote))}</blockquote>")
+    return "\n".join(out)
+
+
 def telegram_html(markdown: str) -> str:
     out: list[str] = []
     last = 0
     for match in _FENCE.finditer(markdown):
-        out.append(_inline(markdown[last : match.start()]))
+        out.append(_prose(markdown[last : match.start()]))
         language, code = match.group(1), match.group(2).rstrip("\n")
         escaped = html.escape(code, quote=False)
         attribute = f' class="language-{language}"' if language else ""
         out.append(f"<pre><code{attribute}>{escaped}</code></pre>")
         last = match.end()
-    out.append(_inline(markdown[last:]))
+    out.append(_prose(markdown[last:]))
     return "".join(out).strip()
 
 

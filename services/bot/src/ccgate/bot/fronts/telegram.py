@@ -41,6 +41,10 @@ class TelegramPlatform:
         except BadRequest:
             await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
 
+    def collapsed(self, text: str) -> str:
+        # A Markdown quote: telegram_html makes it an expandable blockquote.
+        return "\n".join("> " + line for line in text.splitlines() or [""])
+
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None:
         await self._bot.send_document(chat_id, document=data, filename=filename)
 
