@@ -260,8 +260,9 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
 @keys_app.command("rotate")
 def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
-    """A new key for NAME with the same limits and models; the old key stops working within a
-    few seconds (a leaked key replaced without re-typing its settings). Usage stays with NAME."""
+    """A new key for NAME with the same limits and models; the old one stops working.
+
+    For a leaked key: replaced within seconds, nothing to re-type; usage stays with NAME."""
     store = open_store(Settings().redis_url)
     old = next((r for r in store.load() if r.name == name), None)
     if old is None:
