@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedApp
 
 
 @dataclass
@@ -241,7 +241,7 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     )
 
 
-class FakeBackend:
+class FakeBackend(ServedApp):
     def __init__(self, default: Turn | None = None) -> None:
         self.default = default or Turn(text="ok")
         self._script: deque[Turn] = deque()
@@ -260,7 +260,6 @@ class FakeBackend:
                 Route("/models", self._models, methods=["GET"]),
             ]
         )
-        self._server: ThreadedServer | None = None
 
     # -- scripting ----------------------------------------------------------------------
     def script(self, *turns: Turn) -> FakeBackend:
@@ -274,16 +273,7 @@ class FakeBackend:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
-
-    def __enter__(self) -> FakeBackend:
-        self._server = ThreadedServer(self.app).__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.__exit__(*exc)
+        return self.server_url
 
     # -- serving ------------------------------------------------------------------------
     async def _models(self, request: Request) -> Response:

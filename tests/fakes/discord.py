@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedApp
 
 API = "/api/v10"
 BOT_ID = "900000000000000001"
@@ -40,7 +40,7 @@ def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
 BOT_USER = user(BOT_ID, "ccgate", bot=True)
 
 
-class FakeDiscord:
+class FakeDiscord(ServedApp):
     def __init__(self, token: str) -> None:
         self.token = token
         self._ids = itertools.count(1_000_000_000_000_000_000)
@@ -63,20 +63,10 @@ class FakeDiscord:
                 WebSocketRoute("/gateway", self._gateway),
             ]
         )
-        self._server: ThreadedServer | None = None
 
     @property
     def api_url(self) -> str:
-        assert self._server is not None
-        return self._server.url + API
-
-    def __enter__(self) -> FakeDiscord:
-        self._server = ThreadedServer(self.app).__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.__exit__(*exc)
+        return self.server_url + API
 
     # -- the test's side ---------------------------------------------------------------------
     def user_says(

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer, free_port
+from tests.fakes.server import ServedApp, free_port
 
 
 def _collect(message: Any, into: list[Any]) -> None:
@@ -25,7 +25,7 @@ def _collect(message: Any, into: list[Any]) -> None:
                 into.append((attributes.get("service.name"), span))
 
 
-class OtlpHttpReceiver:
+class OtlpHttpReceiver(ServedApp):
     def __init__(self) -> None:
         self.spans: list[Any] = []
 
@@ -38,18 +38,11 @@ class OtlpHttpReceiver:
             _collect(message, self.spans)
             return Response(b"", media_type="application/x-protobuf")
 
-        self._server = ThreadedServer(
-            Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
-        )
-        self.endpoint = ""
+        self.app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
 
-    def __enter__(self) -> OtlpHttpReceiver:
-        self._server.__enter__()
-        self.endpoint = self._server.url
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.__exit__(*exc)
+    @property
+    def endpoint(self) -> str:
+        return self.server_url
 
 
 class OtlpGrpcReceiver(trace_service_pb2_grpc.TraceServiceServicer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -48,3 +48,23 @@ class ThreadedServer:
     def __exit__(self, *_: Any) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+class ServedApp:
+    """A fake whose ASGI `app` is served on loopback for the length of a `with` block."""
+
+    app: Any
+    _server: ThreadedServer | None = None
+
+    @property
+    def server_url(self) -> str:
+        assert self._server is not None, "use the fake in a `with` block"
+        return self._server.url
+
+    def __enter__(self) -> Self:
+        self._server = ThreadedServer(self.app).__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.__exit__(*exc)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedApp
 
 BOT = {
     "id": 999,
@@ -74,7 +74,7 @@ def _valid_html(text: str) -> bool:
     return not parser.bad and not parser.stack
 
 
-class FakeTelegram:
+class FakeTelegram(ServedApp):
     def __init__(self, token: str) -> None:
         self.token = token
         self._updates: list[dict[str, Any]] = []
@@ -87,20 +87,10 @@ class FakeTelegram:
         self.app = Starlette(
             routes=[Route("/bot{token}/{method}", self._call, methods=["GET", "POST"])]
         )
-        self._server: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return self._server.url + "/bot"
-
-    def __enter__(self) -> FakeTelegram:
-        self._server = ThreadedServer(self.app).__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.__exit__(*exc)
+        return self.server_url + "/bot"
 
     def user_says(
         self, user_id: int, text: str, chat_id: int | None = None, message_id: int | None = None
