@@ -197,15 +197,13 @@ class Gateway:
             is_last = position == len(resolved.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
-                asked = time.monotonic()
-                admitted = await self._admit(route.provider, user, deadline, rtrace, user_limits)
+                admitted = await self._admit(route, user, deadline, rtrace, user_limits)
                 if isinstance(admitted, Denied):
                     last = rate_limited(
                         f"{route.provider} quota is in use ({admitted.reason}); "
                         f"retry in {admitted.retry_after:.0f}s",
                         admitted.retry_after,
                     )
-                    await self._record_failure(user, route, time.monotonic() - asked)
                     break
                 span = rtrace.child(
                     f"chat {route.model}",
@@ -272,12 +270,13 @@ class Gateway:
 
     async def _admit(
         self,
-        provider: str,
+        route: Route,
         user: str,
         deadline: float,
         rtrace: RequestTrace,
         user_limits: UserLimits | None,
     ) -> Lease | Denied:
+        provider = route.provider
         span = rtrace.child("limiter.admit", attributes={"ccgate.provider": provider})
         started = time.monotonic()
         try:
@@ -299,6 +298,7 @@ class Gateway:
         metrics.WAITS.labels(provider).observe(waited)
         if isinstance(admitted, Denied):
             metrics.ADMISSIONS.labels(provider, "denied").inc()
+            await self._record_failure(user, route, waited)
             span.set_attributes(
                 {
                     "ccgate.limiter.outcome": "denied",

@@ -135,7 +135,7 @@ async def send(
     # while it acquires or opens a connection leaks the pool slot for good
     # (encode/httpcore#1093) and the pool ends in PoolTimeout. A send we stop waiting for
     # finishes by itself (bounded by the client's timeouts) and its response is closed.
-    sending = asyncio.ensure_future(client.send(request, stream=True))
+    sending = _detached(client.send(request, stream=True))
     try:
         async with asyncio.timeout(timeouts.first_byte):
             response = await asyncio.shield(sending)
