@@ -52,20 +52,21 @@ async def holding(redis: Any, job_id: str, worker: str) -> AsyncIterator[None]:
 
 async def reclaim_orphans(redis: Any, in_progress_ms: int) -> list[str]:
     """Drop the in-progress mark of running jobs nobody owns any more; returns their ids."""
+    ids = [raw.decode() for raw in await redis.zrange(QUEUE, 0, SCAN_DEPTH)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.pttl(in_progress_key_prefix + job_id)
+            pipe.exists(owner_key(job_id))
+        answers = await pipe.execute()
     reclaimed: list[str] = []
-    for raw in await redis.zrange(QUEUE, 0, SCAN_DEPTH):
-        job_id = raw.decode()
-        left = await redis.pttl(in_progress_key_prefix + job_id)
-        if left <= 0:
-            continue  # not running
-        running_for = in_progress_ms - left
-        # The grace covers a job that was just started and has not taken its owner key yet.
-        if running_for > (OWNER_TTL + SCAN_INTERVAL) * 1000 and not await redis.exists(
-            owner_key(job_id)
-        ):
-            await redis.delete(in_progress_key_prefix + job_id)
-            reclaimed.append(job_id)
-            log.warning("job %s lost its worker; it will be reported as interrupted", job_id)
+    for job_id, left, owned in zip(ids, answers[::2], answers[1::2], strict=True):
+        # Not running (no mark), owned, or started so recently that it may not have taken its
+        # owner key yet: left alone.
+        if left <= 0 or owned or in_progress_ms - left <= (OWNER_TTL + SCAN_INTERVAL) * 1000:
+            continue
+        await redis.delete(in_progress_key_prefix + job_id)
+        reclaimed.append(job_id)
+        log.warning("job %s lost its worker; it will be reported as interrupted", job_id)
     return reclaimed
 
 

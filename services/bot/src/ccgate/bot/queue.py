@@ -4,8 +4,8 @@ arq runs the lowest score first, and a score not in the future is ready at once.
 is its enqueue time, moved *back* by a fixed bias and *forward* by one step for every job of
 the same user already queued or running. So a user with nothing in flight goes ahead of
 another user's second and third request, and nobody's request waits forever: after one step
-of real time an older job outranks any newer one. (The worker reads one job id per free slot,
-see `jobs.worker_settings`, so this order is the order jobs start in.)
+of real time an older job outranks any newer one. (`jobs.FairWorker` fills its free slots in
+this order and never from a stale batch, so this order is the order jobs start in.)
 
 Per user and per chat, a set of job ids records what is in flight; finished jobs are pruned
 on read, so a set never needs a worker to clean up after it.
@@ -93,26 +93,36 @@ async def enqueue(
     return Enqueued(job_id, len(mine))
 
 
+async def _snapshot(arq: ArqRedis) -> tuple[list[str], set[str]]:
+    """The queue in start order (arq keeps running jobs in it) and which of them run."""
+    ids = [raw.decode() for raw in await arq.zrange(QUEUE, 0, -1)]
+    async with arq.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.exists(in_progress_key_prefix + job_id)
+        flags = await pipe.execute()
+    return ids, {job_id for job_id, running in zip(ids, flags, strict=True) if running}
+
+
+def _waiting(ids: list[str], running: set[str]) -> list[str]:
+    return [job_id for job_id in ids if job_id not in running]
+
+
 async def position(arq: ArqRedis, job_id: str) -> int | None:
     """1 for the next job to start; None when it is not waiting (running or gone)."""
-    rank = await arq.zrank(QUEUE, job_id)
-    if rank is None or await arq.exists(in_progress_key_prefix + job_id):
-        return None
-    running = 0
-    for raw in await arq.zrange(QUEUE, 0, rank):
-        if await arq.exists(in_progress_key_prefix + raw.decode()):
-            running += 1
-    return int(rank) + 1 - running
+    waiting = _waiting(*await _snapshot(arq))
+    return waiting.index(job_id) + 1 if job_id in waiting else None
 
 
 async def describe_chat_jobs(arq: ArqRedis, platform: str, chat_id: str) -> list[str]:
+    ids, running = await _snapshot(arq)
+    waiting = _waiting(ids, running)
     lines: list[str] = []
     for job_id in await live_jobs(arq, chat_jobs_key(platform, chat_id)):
-        status = await Job(job_id, arq, _queue_name=QUEUE).status()
-        if status is JobStatus.in_progress:
+        if job_id in running:
             lines.append(f"job {job_id}: running")
         else:
-            lines.append(f"job {job_id}: queued, position {await position(arq, job_id)}")
+            place = waiting.index(job_id) + 1 if job_id in waiting else None
+            lines.append(f"job {job_id}: queued, position {place}")
     return lines
 
 
@@ -121,8 +131,9 @@ async def abort_chat_jobs(arq: ArqRedis, platform: str, chat_id: str) -> int:
     them, and the runner kills the CLI's whole process tree)."""
     stopped = 0
     key = chat_jobs_key(platform, chat_id)
+    _, running = await _snapshot(arq)
     for job_id in await live_jobs(arq, key):
-        if await arq.exists(in_progress_key_prefix + job_id):
+        if job_id in running:
             stopped += int(await Job(job_id, arq, _queue_name=QUEUE).abort(timeout=10))
         elif await arq.zrem(QUEUE, job_id):
             await arq.delete(job_key_prefix + job_id)
@@ -133,7 +144,4 @@ async def abort_chat_jobs(arq: ArqRedis, platform: str, chat_id: str) -> int:
 
 async def waiting_total(arq: ArqRedis) -> int:
     """Jobs waiting for a worker, across all chats."""
-    total = 0
-    for raw in await arq.zrange(QUEUE, 0, -1):
-        total += int(not await arq.exists(in_progress_key_prefix + raw.decode()))
-    return total
+    return len(_waiting(*await _snapshot(arq)))
