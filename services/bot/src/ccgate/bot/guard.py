@@ -45,11 +45,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(pid: int, *, include_root: bool = True) -> None:
+def kill_tree(pid: int) -> None:
     """SIGKILL `pid`, everything below it, and the process groups they lead (tools run in
     groups of their own) — never the caller's own group."""
+    _kill([pid, *descendants(pid)])
+
+
+def _kill(pids: list[int]) -> None:
     own_group = os.getpgrp()
-    for target in [pid, *descendants(pid)] if include_root else descendants(pid):
+    for target in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             group = os.getpgid(target)
             if group != own_group:
@@ -72,7 +76,7 @@ def _clear_below_us(keep: int) -> None:
         below = [p for p in descendants(os.getpid()) if p != keep]
         if not below:
             return
-        kill_tree(os.getpid(), include_root=False)
+        _kill(below)
         time.sleep(0.05)
         _reap_orphans(keep)
 

@@ -138,10 +138,8 @@ async def _turn(
             job,
         )
     if result.is_error or result.returncode not in (0, None):
-        reason = (
-            result.text or result.stderr.strip().splitlines()[-1:] or ["the Claude Code run failed"]
-        )
-        text = reason if isinstance(reason, str) else reason[0]
+        last_stderr = result.stderr.strip().splitlines()[-1:]
+        text = result.text or (last_stderr[0] if last_stderr else "the Claude Code run failed")
         await sessions.post(redis, platform, chat_id, "error", f"⚠️ {text}", job)
         return {"error": text, "session_id": result.session_id}
     await sessions.post(redis, platform, chat_id, "final", result.text or "(no answer)", job)

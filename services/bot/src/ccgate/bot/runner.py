@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ccgate.bot.guard import kill_tree
@@ -28,7 +28,6 @@ class RunResult:
     denied: tuple[str, ...] = ()
     returncode: int | None = None
     stderr: str = ""
-    items: list[Item] = field(default_factory=list)
 
 
 def claude_binary(settings: Settings) -> str:
@@ -114,7 +113,6 @@ async def run_turn(
             stderr_task = asyncio.create_task(process.stderr.read())
             async for line in process.stdout:
                 for item in parse_line(line):
-                    result.items.append(item)
                     if isinstance(item, Started):
                         result.session_id = item.session_id
                     elif isinstance(item, Finished):

@@ -88,11 +88,19 @@ class Incoming:
     text: str
 
 
+def interim(text: str) -> str:
+    """How the model's text between tool calls shows in the progress message."""
+    return "💬 " + text[:300]
+
+
 @dataclass
 class Progress:
     message_id: str | None = None
     lines: list[str] = field(default_factory=list)
     last_edit: float = 0.0
+
+    def text(self, limit: int) -> str:
+        return "\n".join(self.lines)[-limit:]
 
 
 class ChatCore:
@@ -273,9 +281,9 @@ class ChatCore:
             if kind == "thinking":
                 text = platform.collapsed(text)
             elif kind == "text":
-                text = "💬 " + text[:300]
+                text = interim(text)
             progress.lines.append(text)
-            body = "\n".join(progress.lines)[-limit:]
+            body = progress.text(limit)
             if progress.message_id is None:
                 if kind == "text":
                     return  # held: a run that only answers shows its answer, not a copy of it
@@ -287,10 +295,9 @@ class ChatCore:
             return
         done = self.progress.pop(job, None)
         if done is not None and done.message_id is not None:
-            if kind == "final" and done.lines[-1:] == ["💬 " + text[:300]]:
+            if kind == "final" and done.lines[-1:] == [interim(text)]:
                 done.lines.pop()  # the answer comes next, in full: not twice
-            notes = "\n".join(done.lines)[-limit:] or "✅"
-            await platform.edit(chat_id, done.message_id, notes)
+            await platform.edit(chat_id, done.message_id, done.text(limit) or "✅")
         pieces = balanced(split(text, limit - FENCE_ROOM))
         if len(pieces) > MAX_PIECES:
             await platform.send_file(chat_id, "answer.md", text.encode())
