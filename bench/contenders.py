@@ -115,11 +115,9 @@ def start_ccgate(backend_port: int, redis_url: str | None) -> Contender:
         HTTP_READ_TIMEOUT="600",
         **({"REDIS_URL": redis_url} if redis_url else {}),
     )
-    process = start_edge(port, env)
+    process = start_edge(port, env)  # uvicorn listens once the app has started
     name = "ccgate (Redis limiter)" if redis_url else "ccgate"
-    contender = Contender(name, f"http://127.0.0.1:{port}/v1/messages", process)
-    wait_http(f"http://127.0.0.1:{port}/healthz", process)
-    return contender
+    return Contender(name, f"http://127.0.0.1:{port}/v1/messages", process)
 
 
 def start_litellm(backend: str, workdir: Path) -> Contender:

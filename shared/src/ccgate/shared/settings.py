@@ -171,6 +171,11 @@ class Settings(BaseSettings):
             daily_limit=int(daily) if daily else None,
         )
 
+    def messaging_platforms(self) -> set[str]:
+        """`MESSAGING_PLATFORM` as a set: `both` is telegram and discord, `none` is nothing."""
+        raw = self.messaging_platform.lower().replace("both", "telegram,discord")
+        return {p.strip() for p in raw.split(",") if p.strip() and p.strip() != "none"}
+
     def api_keys(self) -> dict[str, str]:
         """`CCGATE_API_KEYS` as name → key. Entries without a name get `key1`, `key2`, ..."""
         if self.ccgate_api_keys is None:

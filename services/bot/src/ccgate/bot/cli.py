@@ -42,11 +42,7 @@ def bot() -> None:
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
     setup_tracing("ccgate-bot")
-    platforms = {
-        p.strip()
-        for p in settings.messaging_platform.lower().replace("both", "telegram,discord").split(",")
-        if p.strip()
-    }
+    platforms = settings.messaging_platforms()
     if not platforms or not platforms <= {"telegram", "discord"}:
         typer.echo(
             "ccgate bot: set MESSAGING_PLATFORM to telegram, discord or both "

@@ -8,11 +8,6 @@ from ccgate.edge.server import is_loopback
 from ccgate.shared.settings import Settings
 
 
-def platforms(settings: Settings) -> set[str]:
-    raw = settings.messaging_platform.lower().replace("both", "telegram,discord")
-    return {p.strip() for p in raw.split(",") if p.strip() and p.strip() != "none"}
-
-
 def security_findings(settings: Settings, host: str, has_keys: bool) -> list[tuple[bool, str]]:
     findings: list[tuple[bool, str]] = []
     if is_loopback(host):
@@ -55,7 +50,7 @@ def security_findings(settings: Settings, host: str, has_keys: bool) -> list[tup
         ("telegram", "ALLOWED_TELEGRAM_USER_ID", settings.allowed_telegram_user_id),
         ("discord", "ALLOWED_DISCORD_USER_ID", settings.allowed_discord_user_id),
     ):
-        if platform in platforms(settings) and not (value or "").strip():
+        if platform in settings.messaging_platforms() and not (value or "").strip():
             findings.append(
                 (False, f"MESSAGING_PLATFORM includes {platform} but {allowlist} is empty")
             )
