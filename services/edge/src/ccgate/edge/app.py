@@ -21,7 +21,7 @@ from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
-from ccgate.edge.translate.errors import ApiError
+from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.shared.settings import Settings
@@ -125,9 +125,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(
-            ApiError(400, "invalid_request_error", f"{where}: {first.get('msg', 'invalid')}")
-        )
+        return error_response(invalid_request(f"{where}: {first.get('msg', 'invalid')}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -215,7 +213,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         try:
             start = date.fromisoformat(since) if since else datetime.now(UTC).date()
         except ValueError:
-            raise ApiError(400, "invalid_request_error", "since: a date like 2026-11-25") from None
+            raise invalid_request("since: a date like 2026-11-25") from None
         rows = await gateway.usage.rows(key, start)
         return _json({"persistent": gateway.usage.persistent, "rows": [r.as_dict() for r in rows]})
 

@@ -18,7 +18,7 @@ from ccgate.edge.keys import KeyRecord
 from ccgate.edge.sse import EventStreamResponse, encode_all
 from ccgate.edge.tracing import failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
-from ccgate.edge.translate.errors import ApiError, invalid_request
+from ccgate.edge.translate.errors import ApiError, invalid_request, too_slow
 from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.tokens import count_tokens, estimate_tokens
 from ccgate.edge.translate.validate import check_messages_request
@@ -55,11 +55,7 @@ async def read_json(request: Request) -> tuple[Any, int]:
         async with asyncio.timeout(BODY_TIMEOUT):
             raw = await read_capped(request)
     except TimeoutError:
-        raise ApiError(
-            408,
-            "invalid_request_error",
-            f"the request body did not arrive within {BODY_TIMEOUT:g}s",
-        ) from None
+        raise too_slow("body", BODY_TIMEOUT) from None
     if not raw:
         raise invalid_request("request body is empty; send a JSON Messages request")
     try:

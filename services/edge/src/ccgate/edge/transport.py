@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ccgate.edge.translate.errors import ApiError
+from ccgate.edge.translate.errors import ApiError, invalid_request, too_slow
 
 MAX_HEAD_BYTES = 32 * 1024  # request line + headers (Claude Code sends about 2 KiB)
 MAX_HEADERS = 100
@@ -84,9 +84,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- answers -----------------------------------------------------------------------------------
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to any parse failure, ours included."""
-        error = self._refusal or ApiError(
-            400, "invalid_request_error", "the request is not valid HTTP/1.1"
-        )
+        error = self._refusal or invalid_request("the request is not valid HTTP/1.1")
         self._send_error_and_close(error)
 
     def _send_error_and_close(self, error: ApiError) -> None:
@@ -115,10 +113,4 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm_head_timer()  # a response is still being written; judge the next head later
             return
-        self._send_error_and_close(
-            ApiError(
-                408,
-                "invalid_request_error",
-                f"the request headers did not arrive within {HEAD_TIMEOUT:g}s",
-            )
-        )
+        self._send_error_and_close(too_slow("headers", HEAD_TIMEOUT))

@@ -38,6 +38,13 @@ def invalid_request(message: str) -> ApiError:
     return ApiError(400, "invalid_request_error", message)
 
 
+def too_slow(part: str, seconds: float) -> ApiError:
+    """A client that sends its request head or body too slowly (slowloris) is cut off."""
+    return ApiError(
+        408, "invalid_request_error", f"the request {part} did not arrive within {seconds:g}s"
+    )
+
+
 def overloaded(message: str, retry_after: float | None = None) -> ApiError:
     return ApiError(529, "overloaded_error", message, retry_after)
 
