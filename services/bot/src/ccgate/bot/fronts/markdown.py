@@ -6,6 +6,7 @@ bold), [links](url) and `> ` quotes (expandable); everything else stays text, es
 from __future__ import annotations
 
 import html
+import itertools
 import re
 
 _FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)(?:^```[ \t]*$|\Z)", re.S | re.M)
@@ -36,20 +37,19 @@ def _marks(text: str) -> str:
     )
 
 
+def _quoted(line: str) -> bool:
+    return line.startswith("> ") or line == ">"
+
+
 def _prose(text: str) -> str:
     """Prose between code fences: runs of `> ` lines become one expandable blockquote."""
     out: list[str] = []
-    quote: list[str] = []
-    for line in text.split("\n"):
-        if line.startswith("> ") or line == ">":
-            quote.append(line[2:])
-            continue
-        if quote:
-            out.append(f"<blockquote expandable>{_inline(chr(10).join(quote))}</blockquote>")
-            quote = []
-        out.append(_inline(line))
-    if quote:
-        out.append(f"<blockquote expandable>{_inline(chr(10).join(quote))}</blockquote>")
+    for quoted, run in itertools.groupby(text.split("\n"), key=_quoted):
+        if quoted:
+            inner = _inline("\n".join(line[2:] for line in run))
+            out.append(f"<blockquote expandable>{inner}</blockquote>")
+        else:
+            out.extend(_inline(line) for line in run)
     return "\n".join(out)
 
 
