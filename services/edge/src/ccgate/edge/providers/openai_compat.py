@@ -11,9 +11,10 @@ import httpx
 from ccgate.edge.providers.base import ResponseCall, Timeouts, UpstreamFailure, body_chunks, send
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.translate.request import to_openai, tool_schemas
+from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_schemas
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
+from ccgate.edge.translate.thinking import starts_in_reasoning
 
 
 class OpenAICall(ResponseCall):
@@ -78,6 +79,8 @@ async def open_call(
         think_tags=target.quirks.think_tags,
         tool_schemas=schemas or None,
         stop_sequences=tuple(req.get("stop_sequences") or ()),
+        thinking_open=starts_in_reasoning(target.model, thinking_wanted(req, target)),
+        provider=provider.id,
     )
     decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
     return OpenAICall(response, decoder, provider.id, exact_input_tokens)
