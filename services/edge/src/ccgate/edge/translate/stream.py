@@ -24,7 +24,7 @@ import orjson
 from ccgate.edge.translate.errors import ApiError, from_stream_error, overloaded
 from ccgate.edge.translate.reasoning import STOP_REASONS, reasoning_of, redacted_data
 from ccgate.edge.translate.sse_decode import SSEDecoder
-from ccgate.edge.translate.text_tools import TextToolParser, ToolPiece
+from ccgate.edge.translate.text_tools import TextToolParser, ToolPiece, only_control_tokens
 from ccgate.edge.translate.thinking import Kind, ThinkSplitter
 from ccgate.edge.translate.tool_calls import TRUNCATED_KEY, PendingTool, ToolCallGatherer
 
@@ -260,7 +260,7 @@ class StreamTranslator:
         for item in written:
             if isinstance(item, PendingTool):
                 self._tool(item, cut, out)
-            else:
+            elif not only_control_tokens(item):
                 self._text(item, out)
         for tool in self._api_tools.take():
             self._tool(tool, cut, out)

@@ -189,6 +189,13 @@ class TextToolParser:
 
 
 _DECODER = json.JSONDecoder()
+# Chat-template control tokens small models leak after a call (`<|im_end|>`, `</s>`, …).
+_CONTROL_TOKENS = re.compile(r"<\|[A-Za-z0-9_]+\|>|</s>|<eos>|<end_of_turn>")
+
+
+def only_control_tokens(text: str) -> bool:
+    """Whether text after a call is nothing but whitespace and leaked template tokens."""
+    return not _CONTROL_TOKENS.sub("", text).strip()
 
 
 def _leading_json(text: str) -> tuple[Any, int] | None:
