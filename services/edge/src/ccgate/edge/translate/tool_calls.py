@@ -43,7 +43,7 @@ class PendingTool:
             return self.parsed
         raw = "".join(self.arguments)
         arguments, repaired = parse_arguments(raw)
-        if cut and repaired:
+        if cut and (repaired or not raw.strip()):
             # A half-written Write or Edit must not look complete: no repair, a marker instead.
             return {TRUNCATED_KEY: raw}
         return arguments
