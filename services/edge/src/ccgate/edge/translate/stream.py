@@ -170,8 +170,13 @@ class StreamTranslator:
 
     # -- content ------------------------------------------------------------------------
     def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
-        reasoning, encrypted = reasoning_of(delta)
-        if reasoning:
+        reasoning: Any
+        encrypted: list[dict[str, Any]] = []
+        if "reasoning_details" in delta:
+            reasoning, encrypted = reasoning_of(delta)
+        else:  # the common chunk
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
             if self._splitter is not None:
                 self._splitter.separated_by_server()
             self._thinking(reasoning, out)

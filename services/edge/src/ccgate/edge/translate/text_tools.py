@@ -60,6 +60,9 @@ class TextToolParser:
         out: list[Piece] = []
         while buf:
             if self._start is None:
+                if "<" not in buf and "[" not in buf:  # the common chunk: plain text
+                    out.append(TextPiece(buf))
+                    break
                 hits = [(buf.find(m), m) for m in _STARTS if m in buf]
                 if hits:
                     pos, marker = min(hits)

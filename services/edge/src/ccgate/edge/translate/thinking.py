@@ -13,6 +13,7 @@ consumed. A closing tag with no opening one is never shown: it is reported as a 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 Kind = Literal["text", "thinking", "closed"]
@@ -37,11 +38,18 @@ def starts_in_reasoning(model: str, thinking_wanted: bool) -> bool:
     return thinking_wanted and bool(_OPEN_WHEN_ASKED.search(model))
 
 
+@lru_cache(maxsize=16)
+def _reach(markers: tuple[str, ...]) -> tuple[int, str]:
+    """How far back a marker can start, and the characters markers start with."""
+    return max(len(m) for m in markers), "".join(sorted({m[0] for m in markers}))
+
+
 def held_back(text: str, markers: tuple[str, ...]) -> int:
     """Length of the longest tail of `text` that is a proper prefix of one of `markers`."""
     # Fast path for the common chunk: no marker's first character near the end.
-    window = text[-max(len(m) for m in markers) :]
-    if not any(m[0] in window for m in markers):
+    size, firsts = _reach(markers)
+    window = text[-size:]
+    if not any(c in window for c in firsts):
         return 0
     longest = 0
     for marker in markers:
@@ -84,6 +92,9 @@ class ThinkSplitter:
             if stripped.startswith(OPEN_TAG):
                 buf = stripped[len(OPEN_TAG) :]
         while buf:
+            if "<" not in buf:  # the common chunk: no tag, nor the start of one
+                out.append((self._kind(), buf))
+                break
             if self._inside:
                 pos, tag = buf.find(CLOSE_TAG), CLOSE_TAG
             else:
