@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,6 +16,8 @@ from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_schem
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.thinking import starts_in_reasoning
+
+log = logging.getLogger("ccgate.edge")
 
 
 class OpenAICall(ResponseCall):
@@ -46,6 +49,13 @@ class OpenAICall(ResponseCall):
         info = self.info
         info.response_model = translator.response_model
         info.tool_calls = translator.tool_calls
+        if translator.cut_tool_calls:
+            log.warning(
+                "upstream %s hit max_tokens while writing tool call(s) %s: sent with their "
+                "arguments marked truncated, stop_reason max_tokens",
+                self._provider,
+                ", ".join(translator.cut_tool_calls),
+            )
         delta = next(d for name, d in final if name == "message_delta")
         info.stop_reason = delta["delta"]["stop_reason"]
         info.input_tokens = delta["usage"]["input_tokens"]
