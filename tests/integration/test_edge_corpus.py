@@ -27,17 +27,22 @@ OPEN_MODEL, PLAIN_MODEL = "deepseek-r1-distill-qwen-7b", "fake-model"
 
 
 @pytest.fixture(scope="module")
-def edges() -> Iterator[dict[bool, tuple[Edge, FakeBackend]]]:
-    started: dict[bool, tuple[Edge, FakeBackend]] = {}
+def edges() -> Iterator[dict[str, tuple[Edge, FakeBackend]]]:
+    started: dict[str, tuple[Edge, FakeBackend]] = {}
     with ExitStack() as stack:
-        for opens, model in ((True, OPEN_MODEL), (False, PLAIN_MODEL)):
+        for kind, model, fmt in (
+            ("open", OPEN_MODEL, "openai"),
+            ("plain", PLAIN_MODEL, "openai"),
+            ("anthropic", PLAIN_MODEL, "anthropic"),
+        ):
             backend = stack.enter_context(FakeBackend())
+            env = backend_env(backend, fmt, MODEL=f"openai_compat/{model}")
             with pytest.MonkeyPatch.context() as mp:  # settings are read once, at create_app
-                for key, value in backend_env(backend, MODEL=f"openai_compat/{model}").items():
+                for key, value in env.items():
                     mp.setenv(key, value)
                 app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
             server = stack.enter_context(ThreadedServer(app, http=GuardedHttpToolsProtocol))
-            started[opens] = (Edge(server.url, app), backend)
+            started[kind] = (Edge(server.url, app), backend)
         yield started
 
 
@@ -63,8 +68,12 @@ def as_dict(message: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_through_the_edge(case: Case, edges: dict[bool, tuple[Edge, FakeBackend]]) -> None:
-    edge, backend = edges[starts_in_reasoning(case.model, case.thinking)]
+def test_case_through_the_edge(case: Case, edges: dict[str, tuple[Edge, FakeBackend]]) -> None:
+    if case.format == "anthropic":
+        kind = "anthropic"
+    else:
+        kind = "open" if starts_in_reasoning(case.model, case.thinking) else "plain"
+    edge, backend = edges[kind]
     backend.script(Turn(raw_chunks=[case.raw]), Turn(raw_chunks=[case.raw]))
     body = request(case)
     with anthropic_client(edge.url) as client:
