@@ -21,6 +21,7 @@ from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
+from ccgate.edge.server_span import ServerSpans
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
@@ -111,7 +112,14 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         await gateway.aclose()
         await limiter.close()
 
-    app = FastAPI(title="ccgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="ccgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False},  # ServerSpans makes the one server span per request
+    )
     app.state.gateway = gateway
     app.state.limiter = limiter
     if settings.ccgate_admin_port:
@@ -150,8 +158,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
-        auth.identify(request.headers)
-        return await handle_count_tokens(request)
+        return await handle_count_tokens(request, auth.identify(request.headers))
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -222,4 +229,6 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         auth.identify(request.headers)
         return _json(await limiter.status())
 
+    # Outermost, so every route runs inside its request's span (a no-op span without tracing).
+    app.add_middleware(ServerSpans, routes=[getattr(r, "path", "") for r in app.routes])
     return app
