@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -339,17 +339,22 @@ class Gateway:
             route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed
         )
         warnings: list[str] = []
+        stream = bool(req.get("stream")) or not self.settings.ccgate_non_streaming_upstream
+        timeouts = self.timeouts
+        if not stream:  # no byte comes before the whole answer: allow it the read time too
+            timeouts = replace(timeouts, first_byte=timeouts.first_byte + timeouts.idle)
         try:
             return await openai_compat.open_call(
                 client,
                 provider,
                 req,
                 target,
-                self.timeouts,
+                timeouts,
                 input_estimate,
                 lambda: count_tokens(req),
                 headers,
                 warnings,
+                stream_upstream=stream,
             )
         finally:
             for warning in warnings:
