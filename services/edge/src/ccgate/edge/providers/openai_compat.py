@@ -10,9 +10,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
-
-from ccgate.edge.providers.base import ResponseCall, Timeouts, UpstreamFailure, body_chunks, send
+from ccgate.edge.providers.base import (
+    ResponseCall,
+    Timeouts,
+    UpstreamClient,
+    UpstreamFailure,
+    UpstreamResponse,
+    body_chunks,
+    send,
+)
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
@@ -24,7 +30,7 @@ from ccgate.edge.translate.target import Target
 class OpenAICall(ResponseCall):
     def __init__(
         self,
-        response: httpx.Response,
+        response: UpstreamResponse,
         decoder: OpenAIStreamDecoder,
         provider: str,
         exact_input_tokens: Callable[[], int],
@@ -77,7 +83,7 @@ class CompletionCall(OpenAICall):
 
 
 async def open_call(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: Provider,
     req: dict[str, Any],
     target: Target,
