@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ccgate.edge import metrics, openapi
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
+from ccgate.edge.hot_route import MessagesRoute, unexpected_error
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
 from ccgate.edge.server_span import ServerSpans
@@ -122,8 +123,6 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     )
     app.state.gateway = gateway
     app.state.limiter = limiter
-    if settings.ccgate_admin_port:
-        app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -147,14 +146,13 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error: %s: %s", type(exc).__name__, exc)
-        return error_response(
-            ApiError(500, "api_error", "internal gateway error; see the gateway log")
-        )
+        return unexpected_error(exc)
 
-    @app.post("/v1/messages", **openapi.messages_operation())
     async def messages(request: Request) -> Response:
         return await handle_messages(request, gateway, auth.identify(request.headers))
+
+    # Answered by MessagesRoute below; the route stays for the OpenAPI document.
+    app.post("/v1/messages", **openapi.messages_operation())(messages)
 
     @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
@@ -229,6 +227,10 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         auth.identify(request.headers)
         return _json(await limiter.status())
 
-    # Outermost, so every route runs inside its request's span (a no-op span without tracing).
+    # Innermost first: the hot route, the admin-port split, then — outermost, so every route
+    # runs inside its request's span (a no-op span without tracing) — the server span.
+    app.add_middleware(MessagesRoute, handler=messages)
+    if settings.ccgate_admin_port:
+        app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
     app.add_middleware(ServerSpans, routes=[getattr(r, "path", "") for r in app.routes])
     return app
