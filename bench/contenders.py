@@ -1,5 +1,5 @@
 """The peers' contenders: installed from the package registries at pinned versions into
-bench/.contenders/ (not committed), configured against the same fake backend, started and
+~/.cache/ccgate/ (outside the clone, one folder per version, so a second run is fast), configured against the same fake backend, started and
 waited for. Used by bench/peers.py."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 
 from bench.processes import edge_env, free_port, start_edge
 
-CONTENDERS = Path(__file__).parent / ".contenders"
+CACHE = Path(os.environ.get("CCGATE_BENCH_CACHE", Path.home() / ".cache" / "ccgate"))
 LITELLM_VERSION = "1.108.7"
 LITELLM_KEY = "sk-bench-0123456789abcdef"  # a local benchmark key, not a secret
 CCR_VERSION = "2.0.0"  # 3.1.1 depends on a package the npm registry does not serve (404)
@@ -34,6 +34,7 @@ class Contender:
     model_idle: str = "claude-haiku-4-5"
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    route: str = "{}"  # how this gateway names the backend's model `m-N` (for bench/wrk.py)
 
     @property
     def pid(self) -> int | None:
@@ -45,7 +46,7 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def install_litellm() -> Path:
-    venv = CONTENDERS / "litellm"
+    venv = CACHE / f"litellm-{LITELLM_VERSION}"
     python = venv / "bin" / "python"
     if not (venv / "bin" / "litellm").exists():
         uv = shutil.which("uv") or "uv"
@@ -69,7 +70,7 @@ def install_litellm() -> Path:
 
 
 def install_ccr() -> Path:
-    where = CONTENDERS / "ccr"
+    where = CACHE / f"ccr-{CCR_VERSION}"
     binary = where / "node_modules" / ".bin" / "ccr"
     if not binary.exists():
         where.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) 
     raise RuntimeError(f"no answer at {url} within {timeout:.0f}s")
 
 
-def start_ccgate(backend_port: int, redis_url: str | None) -> Contender:
+def start_ccgate(backend_port: int, redis_url: str | None, **extra: str) -> Contender:
     port = free_port()
     env = edge_env(
         backend_port,
@@ -114,10 +115,13 @@ def start_ccgate(backend_port: int, redis_url: str | None) -> Contender:
         HTTP_FIRST_BYTE_TIMEOUT="600",
         HTTP_READ_TIMEOUT="600",
         **({"REDIS_URL": redis_url} if redis_url else {}),
+        **extra,
     )
     process = start_edge(port, env)  # uvicorn listens once the app has started
     name = "ccgate (Redis limiter)" if redis_url else "ccgate"
-    return Contender(name, f"http://127.0.0.1:{port}/v1/messages", process)
+    return Contender(
+        name, f"http://127.0.0.1:{port}/v1/messages", process, route="openai_compat/{}"
+    )
 
 
 def start_litellm(backend: str, workdir: Path) -> Contender:
@@ -126,6 +130,7 @@ def start_litellm(backend: str, workdir: Path) -> Contender:
     binary = install_litellm()
     port = free_port()
     models = {"claude-sonnet-4-8": "m-1", "claude-opus-4-8": "m-200", "claude-haiku-4-5": "m-idle"}
+    models.update({f"bench-{m}": m for m in ("m-1", "m-50")})
     config = (
         "model_list:\n"
         + "".join(
@@ -166,6 +171,7 @@ def start_litellm(backend: str, workdir: Path) -> Contender:
         f"http://127.0.0.1:{port}/v1/messages",
         process,
         headers={"x-api-key": LITELLM_KEY, "authorization": f"Bearer {LITELLM_KEY}"},
+        route="bench-{}",
     )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, timeout=180)
     return contender
@@ -186,7 +192,7 @@ def start_ccr(backend: str, workdir: Path) -> Contender:
                 "name": "fake",
                 "api_base_url": f"{backend}/v1/chat/completions",
                 "api_key": "sk-fake",
-                "models": ["m-1", "m-200", "m-idle"],
+                "models": ["m-1", "m-50", "m-200", "m-idle"],
             }
         ],
         "Router": {"default": "fake,m-1"},
@@ -194,8 +200,8 @@ def start_ccr(backend: str, workdir: Path) -> Contender:
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(config))
     (home / ".claude-code-router" / ".claude-code-router.pid").unlink(missing_ok=True)
     cli = (
-        CONTENDERS
-        / "ccr"
+        CACHE
+        / f"ccr-{CCR_VERSION}"
         / "node_modules"
         / "@musistudio"
         / "claude-code-router"
@@ -217,6 +223,7 @@ def start_ccr(backend: str, workdir: Path) -> Contender:
         model_small="fake,m-1",
         model_stream="fake,m-200",
         model_idle="fake,m-idle",
+        route="fake,{}",
     )
     wait_http(f"http://127.0.0.1:{port}/", process, timeout=60)
     return contender

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from bench.processes import edge_env, free_port, start_backend, start_edge, stop
+from bench.processes import process_cpu_seconds as cpu_seconds
 
 RESULTS = Path(__file__).parent / "results"
 FIXTURE = Path(__file__).parent.parent / "tests" / "fixtures" / "main_loop_first_request.json"
@@ -48,12 +49,6 @@ async def timed_stream(
                 first = time.perf_counter()
     end = time.perf_counter()
     return ((first or end) - started) * 1000, (end - started) * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (steadier than wall time on a shared machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(direct: str, edge: str, edge_pid: int) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """ccgate against its peers, side by side, same machine, same fake backend, one run.
 
 `make bench-peers` (or `uv run python -m bench.peers`). Contenders are installed by the
-harness from the package registries at pinned versions into bench/.contenders/ (not
-committed): LiteLLM's proxy (PyPI) and claude-code-router (npm). A contender that cannot be
+harness from the package registries at pinned versions into ~/.cache/ccgate/: LiteLLM's proxy (PyPI) and claude-code-router (npm). A contender that cannot be
 made to work is recorded with the reason, not dropped.
 Writes bench/results/peers.{json,md,png}.
 """
@@ -21,17 +20,17 @@ from typing import Any
 
 import httpx
 
+from bench import wrk
 from bench.contenders import (
+    CACHE,
     CCR_VERSION,
-    CONTENDERS,
     LITELLM_VERSION,
     Contender,
     start_ccgate,
     start_ccr,
     start_litellm,
 )
-from bench.edge_latency import cpu_seconds as process_cpu_seconds
-from bench.processes import free_port, start_backend
+from bench.processes import cpu_seconds, free_port, start_backend, tree_rss_mb
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
@@ -40,6 +39,14 @@ SEQUENTIAL = int(os.environ.get("PEERS_N", "300"))
 LEVELS = (1, 16, 64, 256)
 LEVEL_SECONDS = float(os.environ.get("PEERS_LEVEL_SECONDS", "5"))
 IDLE_STREAMS = int(os.environ.get("PEERS_IDLE_STREAMS", "1000"))
+# PEERS_ONLY=direct,ccgate,ccgate+redis,litellm,claude-code-router picks contenders; PEERS_PARTS=wrk runs
+# only the wrk throughput cells (a quick A/B while changing the hot path).
+ONLY = [n for n in os.environ.get("PEERS_ONLY", "").split(",") if n]
+PARTS = os.environ.get("PEERS_PARTS", "latency,wrk").split(",")
+# An A/B in one window: PEERS_ALT_ENV="NAME=value ..." adds `ccgate-alt`, the same edge with
+# those settings; PEERS_REPEAT=2 runs the chosen contenders twice, interleaved (A B A B).
+ALT_ENV = dict(kv.split("=", 1) for kv in os.environ.get("PEERS_ALT_ENV", "").split())
+REPEAT = int(os.environ.get("PEERS_REPEAT", "1"))
 
 
 # -- workloads ---------------------------------------------------------------------------
@@ -142,36 +149,6 @@ async def measure(contender: Contender, direct_url: str) -> dict[str, Any]:
     return out
 
 
-def tree(pid: int) -> list[int]:
-    """The process and its descendants (LiteLLM and ccr serve from child processes)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    found = [pid]
-    for child in children.read_text().split() if children.exists() else []:
-        found += tree(int(child))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for member in tree(pid):
-        try:
-            total += process_cpu_seconds(member)
-        except OSError:  # exited meanwhile
-            pass
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def tree_rss_mb(pid: int) -> float:
-    return sum(rss_mb(p) for p in tree(pid))
-
-
 async def idle_streams(contender: Contender, url: str) -> dict[str, Any]:
     """Open IDLE_STREAMS streams that the backend keeps silent; the gateway's memory with them."""
     assert contender.pid is not None
@@ -210,6 +187,13 @@ def ratio(value: float | None, base: float | None) -> str:
 
 
 def report(results: dict[str, Any]) -> None:
+    if ONLY or PARTS != ["latency", "wrk"]:  # a partial run: an A/B record beside the results
+        label = os.environ.get("PEERS_LABEL", time.strftime("%H%M"))
+        (RESULTS / "ab").mkdir(parents=True, exist_ok=True)
+        (RESULTS / "ab" / f"{label}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / "ab" / f"{label}.md").write_text("\n".join(wrk.table(results["contenders"])))
+        print("\n".join(wrk.table(results["contenders"])))
+        return
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     rows = results["contenders"]
@@ -235,6 +219,8 @@ def report(results: dict[str, Any]) -> None:
         if "error" in data:
             lines.append(f"| {name} | could not run: {data['error']} |" + " |" * 9)
             continue
+        if "levels" not in data:
+            continue
         level64, level256 = data["levels"][64], data["levels"][256]
         idle = data.get("idle")
         lines.append(
@@ -258,6 +244,7 @@ def report(results: dict[str, Any]) -> None:
                 ]
             )
         )
+    lines += ["", "## Throughput per core", "", *wrk.table(rows)]
     lines += [
         "",
         "Targets (issue 10): added median ≤ 1 ms and TTFT overhead ≤ 1 ms; ≥ 3× LiteLLM's and "
@@ -279,7 +266,7 @@ def plot(results: dict[str, Any]) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, data in results["contenders"].items():
-        if "error" in data:
+        if "error" in data or "levels" not in data:
             continue
         cdf = data["stream_cdf_ms"]
         left.plot(cdf, [i / len(cdf) for i in range(len(cdf))], label=name)
@@ -309,10 +296,11 @@ def plot(results: dict[str, Any]) -> None:
 def main() -> None:
     from tests.redis_server import redis_server
 
-    workdir = CONTENDERS / "run"
+    workdir = CACHE / "peers-run"
     workdir.mkdir(parents=True, exist_ok=True)
     backend_port = free_port()
     backend = start_backend(backend_port, 200, quiet=True)
+    wrk.pin([backend.pid], wrk.LOAD_CORE)
     backend_url = f"http://127.0.0.1:{backend_port}"
     results: dict[str, Any] = {"contenders": {}}
     try:
@@ -323,15 +311,32 @@ def main() -> None:
                 ("ccgate (Redis limiter)", lambda: start_ccgate(backend_port, redis.url)),
                 (f"LiteLLM proxy {LITELLM_VERSION}", lambda: start_litellm(backend_url, workdir)),
                 (f"claude-code-router {CCR_VERSION}", lambda: start_ccr(backend_url, workdir)),
+                ("ccgate-alt", lambda: start_ccgate(backend_port, None, **ALT_ENV)),
             ]
-            for name, start in starters:
+            rounds = [
+                (f"{name} #{r + 1}" if REPEAT > 1 else name, start)
+                for r in range(REPEAT)
+                for name, start in starters
+            ]
+            for name, start in rounds:
+                token = name.lower().replace(" (redis limiter)", "+redis").split(" ")[0]
+                token = "" if token == "ccgate-alt" and not ALT_ENV else token
+                if ONLY and token not in ONLY:
+                    continue
                 contender = None
                 try:
                     contender = start()
                     print(f"measuring {name} …", flush=True)
-                    results["contenders"][name] = asyncio.run(
-                        measure(contender, backend_url + "/v1/chat/completions")
-                    )
+                    data: dict[str, Any] = {}
+                    if "latency" in PARTS:
+                        data = asyncio.run(measure(contender, backend_url + "/v1/chat/completions"))
+                    if "wrk" in PARTS and wrk.available() is None:
+                        direct = contender.url or backend_url + "/v1/chat/completions"
+                        data["wrk"] = wrk.throughput(
+                            direct, contender.route, contender.headers, contender.pid
+                        )
+                        print(json.dumps(data["wrk"], indent=1), flush=True)
+                    results["contenders"][name] = data
                 except (Exception, asyncio.CancelledError) as exc:
                     results["contenders"][name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
                 finally:

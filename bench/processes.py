@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
 
@@ -74,3 +75,39 @@ def stop(*processes: subprocess.Popen[bytes] | None) -> None:
         if process is not None and process.poll() is None:
             process.terminate()
             process.wait(10)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (steadier than wall time on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (LiteLLM and ccr serve from child processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [pid]
+    for child in children.read_text().split() if children.exists() else []:
+        found += tree(int(child))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in tree(pid):
+        try:
+            total += process_cpu_seconds(member)
+        except OSError:  # exited meanwhile
+            pass
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_rss_mb(pid: int) -> float:
+    return sum(rss_mb(p) for p in tree(pid))

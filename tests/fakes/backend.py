@@ -195,29 +195,40 @@ def anthropic_events(turn: Turn, model: str) -> list[tuple[str, dict[str, Any]]]
 
 
 def openai_message(turn: Turn, model: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": turn.text}
-    if turn.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": f"call_{next(_IDS)}",
-                "type": "function",
-                "function": {"name": n, "arguments": json.dumps(a)},
-            }
-            for i, (n, a) in enumerate(turn.tool_calls)
-        ]
-    return {
+    """The non-streaming answer a real server gives for what it would have streamed: the
+    chunks of `openai_chunks`, merged."""
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    calls: dict[int, dict[str, Any]] = {}
+    finish, usage = None, None
+    for chunk in openai_chunks(turn, model):
+        usage = chunk.get("usage") or usage
+        for choice in chunk["choices"]:
+            delta = choice["delta"]
+            message["content"] += delta.get("content") or ""
+            if delta.get("reasoning_content"):
+                message["reasoning_content"] = (
+                    message.get("reasoning_content", "") + delta["reasoning_content"]
+                )
+            for part in delta.get("tool_calls") or []:
+                call = calls.setdefault(
+                    part["index"],
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                call["id"] = part.get("id") or call["id"]
+                call["function"]["name"] += part["function"].get("name") or ""
+                call["function"]["arguments"] += part["function"].get("arguments") or ""
+            finish = choice["finish_reason"] or finish
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    answer: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": "tool_calls" if turn.tool_calls else "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     }
+    if usage:
+        answer["usage"] = usage
+    return answer
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -325,7 +336,15 @@ class FakeBackend(ServedApp):
         if turn.count_prompt:
             turn = dataclasses.replace(turn, usage=(prompt_tokens(body), 45))
         if not body.get("stream"):
-            return JSONResponse(openai_message(turn, model))
+            answer = json.dumps(openai_message(turn, model)).encode()
+            if turn.drop_after is None:
+                return Response(answer, media_type="application/json", headers=turn.headers)
+            # The connection drops part-way through the body, as a crashing server's would.
+            parts = [answer[: len(answer) // 2], answer[len(answer) // 2 :]]
+            return StreamingResponse(
+                self._stream(dataclasses.replace(turn, drop_after=1), parts),
+                media_type="application/json",
+            )
         if turn.raw_chunks is not None:
             frames = list(turn.raw_chunks)
         else:

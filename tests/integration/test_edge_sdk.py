@@ -242,15 +242,17 @@ def test_dropped_stream_is_an_error_and_non_stream_is_an_error_status(
     assert edge.wait_idle() == 0
 
 
+@pytest.mark.parametrize("stream", [True, False])
 def test_stall_past_first_byte_timeout(
-    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge], stream: bool
 ) -> None:
-    edge = edge_factory(
-        backend_env(backend, HTTP_FIRST_BYTE_TIMEOUT="0.5", LIMITER_QUEUE_TIMEOUT="0.2")
-    )
+    # A non-streaming upstream call sends nothing before the whole answer: it is allowed
+    # HTTP_FIRST_BYTE_TIMEOUT + HTTP_READ_TIMEOUT.
+    timeouts = {"HTTP_FIRST_BYTE_TIMEOUT": "0.5", "HTTP_READ_TIMEOUT": "0.5"}
+    edge = edge_factory(backend_env(backend, LIMITER_QUEUE_TIMEOUT="0.2", **timeouts))
     backend.script(Turn(text="late", stall=3))
     started = time.monotonic()
-    response = post(edge, simple())
+    response = post(edge, simple(stream=stream))
     assert response.status_code == 529 and time.monotonic() - started < 3
     assert edge.wait_idle() == 0
 

@@ -1,9 +1,10 @@
 """The upstream client: its connection pool survives cancellations at any point of a streamed
 read, and it keeps no cookies between users' requests.
 
-A client that hangs up cancels the request's task wherever it is — also inside httpcore's
-own close at the end of a body, which (before body_chunks closed responses in a task of
-their own) lost the pool slot for good: the soak ran the pool dry in minutes.
+A client that hangs up cancels the request's task wherever it is — with httpx that could
+land inside httpcore's own close at the end of a body and lose the pool slot for good (the
+soak ran the pool dry in minutes). The client is aiohttp now, whose release is synchronous;
+the sweep below keeps both guarantees tested.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ async def test_a_cancelled_read_at_any_point_gives_its_connection_back(
         after = pool_counts(client)
         assert after["active"] == 0 and after["idle"] >= 1, after
     finally:
-        await client.aclose()
+        await client.close()
 
 
 async def test_no_cookie_travels_from_one_request_to_the_next(
@@ -84,4 +85,4 @@ async def test_no_cookie_travels_from_one_request_to_the_next(
         assert backend.requests[0].headers.get("cookie") is None
         assert backend.requests[1].headers.get("cookie") is None  # user-a's cookie stayed behind
     finally:
-        await client.aclose()
+        await client.close()

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     http_max_connections: int = (
         4096  # per provider; the limiter's concurrency cap is the real bound
     )
+    # A non-streaming client request makes one non-streaming upstream call (OpenAI format); its
+    # whole answer must then arrive within HTTP_FIRST_BYTE_TIMEOUT + HTTP_READ_TIMEOUT.
+    ccgate_non_streaming_upstream: bool = True
 
     # Quota savers: answered locally, never spending a provider request.
     enable_network_probe_mock: bool = True

@@ -19,8 +19,10 @@ from starlette.responses import Response
 from ccgate.edge import metrics, openapi
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
+from ccgate.edge.hot_route import MessagesRoute, unexpected_error
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
+from ccgate.edge.server_span import ServerSpans
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
@@ -111,11 +113,16 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         await gateway.aclose()
         await limiter.close()
 
-    app = FastAPI(title="ccgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="ccgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False},  # ServerSpans makes the one server span per request
+    )
     app.state.gateway = gateway
     app.state.limiter = limiter
-    if settings.ccgate_admin_port:
-        app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -139,19 +146,17 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error: %s: %s", type(exc).__name__, exc)
-        return error_response(
-            ApiError(500, "api_error", "internal gateway error; see the gateway log")
-        )
+        return unexpected_error(exc)
 
-    @app.post("/v1/messages", **openapi.messages_operation())
     async def messages(request: Request) -> Response:
         return await handle_messages(request, gateway, auth.identify(request.headers))
 
+    # Answered by MessagesRoute below; the route stays for the OpenAPI document.
+    app.post("/v1/messages", **openapi.messages_operation())(messages)
+
     @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
-        auth.identify(request.headers)
-        return await handle_count_tokens(request)
+        return await handle_count_tokens(request, auth.identify(request.headers))
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -222,4 +227,10 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
         auth.identify(request.headers)
         return _json(await limiter.status())
 
+    # Innermost first: the hot route, the admin-port split, then — outermost, so every route
+    # runs inside its request's span (a no-op span without tracing) — the server span.
+    app.add_middleware(MessagesRoute, handler=messages)
+    if settings.ccgate_admin_port:
+        app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
+    app.add_middleware(ServerSpans, routes=[getattr(r, "path", "") for r in app.routes])
     return app

@@ -11,10 +11,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -25,6 +24,7 @@ from ccgate.edge.providers.base import (
     CallInfo,
     Timeouts,
     UpstreamCall,
+    UpstreamClient,
     UpstreamFailure,
     make_client,
     pool_counts,
@@ -120,8 +120,7 @@ class Gateway:
             idle=settings.http_read_timeout,
             write=settings.http_write_timeout,
         )
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._retired: list[asyncio.TimerHandle] = []  # old pools waiting to be closed
+        self._clients: dict[str, UpstreamClient] = {}
         self.tracing = tracing_configured()
         redis = connect(settings.redis_url) if settings.redis_url else None
         self.tool_index: ToolSpanIndex = (
@@ -129,31 +128,13 @@ class Gateway:
         )
         self.usage: UsageStore = RedisUsageStore(redis) if redis else MemoryUsageStore()
 
-    def client(self, provider: Provider) -> httpx.AsyncClient:
+    def client(self, provider: Provider) -> UpstreamClient:
         client = self._clients.get(provider.id)
         if client is None:
             client = self._clients[provider.id] = make_client(
-                provider, self.timeouts, self.settings.http_max_connections
+                provider, self.timeouts, self.settings.http_max_connections, self.tracing
             )
-            if self.tracing:  # the HTTP client span, and traceparent to the backend
-                from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-                HTTPXClientInstrumentor.instrument_client(client)
         return client
-
-    def reset_client(self, provider: Provider) -> None:
-        """A pool with no free connection while the limiter holds far fewer requests has
-        leaked slots (cancellations inside httpcore can do that): start a fresh pool and close
-        the old one once its streams are done."""
-        old = self._clients.pop(provider.id, None)
-        if old is None:
-            return
-        log.error("connection pool for %s exhausted; starting a fresh one", provider.id)
-        metrics.UPSTREAM_ERRORS.labels(provider.id, "pool_reset").inc()
-        task = asyncio.get_running_loop().call_later(
-            self.timeouts.idle + 5, lambda: asyncio.ensure_future(old.aclose())
-        )
-        self._retired.append(task)
 
     def pool_state(self) -> dict[str, dict[str, int]]:
         """Per provider: upstream connections in use, idle, and requests waiting for one."""
@@ -167,7 +148,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         for client in self._clients.values():
-            await client.aclose()
+            await client.close()
         self._clients.clear()
 
     async def open_message(
@@ -224,8 +205,6 @@ class Gateway:
                         )
                 except UpstreamFailure as failure:
                     error = failure.error
-                    if failure.pool_exhausted:
-                        self.reset_client(provider)
                     outcome: Outcome = "rate_limited" if error.status == 429 else "error"
                     await self.limiter.release(admitted, outcome)
                     await self._record_failure(user, route, admitted.waited)
@@ -339,17 +318,22 @@ class Gateway:
             route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed
         )
         warnings: list[str] = []
+        stream = bool(req.get("stream")) or not self.settings.ccgate_non_streaming_upstream
+        timeouts = self.timeouts
+        if not stream:  # no byte comes before the whole answer: allow it the read time too
+            timeouts = replace(timeouts, first_byte=timeouts.first_byte + timeouts.idle)
         try:
             return await openai_compat.open_call(
                 client,
                 provider,
                 req,
                 target,
-                self.timeouts,
+                timeouts,
                 input_estimate,
                 lambda: count_tokens(req),
                 headers,
                 warnings,
+                stream_upstream=stream,
             )
         finally:
             for warning in warnings:

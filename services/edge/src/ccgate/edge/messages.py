@@ -16,7 +16,7 @@ from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
 from ccgate.edge.sse import EventStreamResponse, encode_all
-from ccgate.edge.tracing import failed_tool_calls, start_request_trace
+from ccgate.edge.tracing import annotate_caller, failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError, invalid_request, too_slow
 from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
@@ -189,11 +189,9 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     except ApiError as error:
         metrics.REQUESTS.labels("none", "none", str(error.status)).inc()
         rtrace.fail(error.type, error.message)
-        rtrace.end()
         raise
     except BaseException:
         rtrace.span.set_attribute("ccgate.client_disconnected", True)
-        rtrace.end()
         raise
     if stream:
         return EventStreamResponse(opened, gateway.settings.ping_interval, SSE_HEADERS)
@@ -201,8 +199,11 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     return Response(orjson.dumps(message), media_type="application/json")
 
 
-async def handle_count_tokens(request: Request) -> Response:
+async def handle_count_tokens(request: Request, record: KeyRecord | None) -> Response:
     body, _ = await read_json(request)
     req = check_messages_request(body, need_max_tokens=False)
+    client_host = request.client.host if request.client else None
+    user = caller_identity(req, record.name if record else None, client_host, request.headers)
+    annotate_caller(user, session_id(req, request.headers), req.get("model"))
     tokens = await asyncio.to_thread(count_tokens, req)
     return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")

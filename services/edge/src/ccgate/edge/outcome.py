@@ -1,5 +1,5 @@
 """What a finished upstream call leaves behind: Prometheus samples, the key's usage record, and
-the attributes and events of its `chat {model}` span (which then ends, with the request's)."""
+the attributes and events of its `chat {model}` span (which then ends; the request's ends with the response)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,6 @@ async def record_outcome(opened: Opened, outcome: Outcome) -> None:
         )
     if not span.is_recording():
         span.end()
-        opened.trace.end()
         return
     wall_ns = time.time_ns()
     if info.first_token_at is not None:
@@ -96,4 +95,3 @@ async def record_outcome(opened: Opened, outcome: Outcome) -> None:
         span.set_status(Status(StatusCode.ERROR, opened.error.message[:300]))
         opened.trace.fail(opened.error.type, opened.error.message)
     span.end()
-    opened.trace.end()

@@ -1,4 +1,4 @@
-"""One trace per request: the server span, `limiter.admit`, one `chat {model}` span per upstream
+"""One trace per request: the server span (opened by `server_span.ServerSpans`), `limiter.admit`, one `chat {model}` span per upstream
 attempt (OpenTelemetry GenAI conventions), the HTTP client span under it.
 
 Failed tool calls are findable: a response's tool calls are remembered (tool_use id → the span
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -157,7 +157,8 @@ def failed_tool_calls(req: Mapping[str, Any]) -> list[FailedCall]:
 
 @dataclass
 class RequestTrace:
-    """The server span of one request and what its children need."""
+    """The server span of one request and what its children need. The span is the HTTP
+    server span `ServerSpans` opened, and it ends there, when the response is done."""
 
     span: Span
     context: Context
@@ -175,8 +176,14 @@ class RequestTrace:
         self.span.set_attribute("error.type", error_type)
         self.span.set_status(Status(StatusCode.ERROR, message[:300]))
 
-    def end(self) -> None:
-        self.span.end()
+
+def annotate_caller(user: str, session: str | None, model: object) -> Span:
+    """The current request's server span gets who asked and for which model."""
+    span = trace.get_current_span()
+    span.set_attributes({"user.id": user, "gen_ai.request.model": str(model)})
+    if session:
+        span.set_attribute("session.id", session)
+    return span
 
 
 async def start_request_trace(
@@ -188,23 +195,12 @@ async def start_request_trace(
     index: ToolSpanIndex,
     capture_content: bool,
 ) -> RequestTrace:
-    parent = propagate.extract(headers)  # an incoming traceparent is honoured
     failed = failed_tool_calls(req)
-    attributes: dict[str, Any] = {
-        "http.request.method": "POST",
-        "url.path": "/v1/messages",
-        "user.id": user,
-        "gen_ai.request.model": str(req.get("model")),
-        "ccgate.stream": stream,
-    }
-    if session:
-        attributes["session.id"] = session
+    span = annotate_caller(user, session, req.get("model"))
+    span.set_attribute("ccgate.stream", stream)
     chat_user = headers.get("x-ccgate-chat-user")
     if chat_user:
-        attributes["ccgate.chat_user"] = chat_user[:128]
-    span = tracer.start_span(
-        "POST /v1/messages", context=parent, kind=SpanKind.SERVER, attributes=attributes
-    )
+        span.set_attribute("ccgate.chat_user", chat_user[:128])
     if failed and span.is_recording():  # the index is only read when spans are kept
         for call_id, ctx in (await index.lookup([f.id for f in failed])).items():
             span.add_link(ctx, {"gen_ai.tool.call.id": call_id})
@@ -223,4 +219,4 @@ async def start_request_trace(
         messages = req.get("messages") or []
         if messages:
             span.set_attribute("gen_ai.prompt.last", str(messages[-1].get("content"))[:4000])
-    return RequestTrace(span, trace.set_span_in_context(span, parent), capture_content)
+    return RequestTrace(span, trace.set_span_in_context(span), capture_content)

@@ -8,10 +8,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
-from ccgate.edge.providers.base import ResponseCall, Timeouts, body_chunks, send
+from ccgate.edge.providers.base import (
+    ResponseCall,
+    Timeouts,
+    UpstreamClient,
+    UpstreamResponse,
+    body_chunks,
+    send,
+)
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.sse_decode import SSEDecoder
@@ -37,7 +43,7 @@ def stream_error(payload: dict[str, Any], provider: str) -> ApiError:
 
 
 class AnthropicCall(ResponseCall):
-    def __init__(self, response: httpx.Response, provider: str, client_model: str) -> None:
+    def __init__(self, response: UpstreamResponse, provider: str, client_model: str) -> None:
         super().__init__(response)
         self._provider = provider
         self._client_model = client_model
@@ -96,7 +102,7 @@ class AnthropicCall(ResponseCall):
 
 
 async def open_call(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: Provider,
     req: dict[str, Any],
     upstream_model: str,

@@ -1,4 +1,8 @@
-"""One adapter for every OpenAI-compatible backend: translate, stream, translate back."""
+"""One adapter for every OpenAI-compatible backend: translate, stream, translate back.
+
+A streaming client request streams from the backend; a non-streaming one (with
+`stream_upstream=False`) makes one non-streaming call, whose answer goes through the same
+translator as a single chunk (`translate/completion.py`)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
-
-from ccgate.edge.providers.base import ResponseCall, Timeouts, UpstreamFailure, body_chunks, send
+from ccgate.edge.providers.base import (
+    ResponseCall,
+    Timeouts,
+    UpstreamClient,
+    UpstreamFailure,
+    UpstreamResponse,
+    body_chunks,
+    send,
+)
 from ccgate.edge.providers.table import Provider
+from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_schemas
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
@@ -23,7 +34,7 @@ log = logging.getLogger("ccgate.edge")
 class OpenAICall(ResponseCall):
     def __init__(
         self,
-        response: httpx.Response,
+        response: UpstreamResponse,
         decoder: OpenAIStreamDecoder,
         provider: str,
         exact_input_tokens: Callable[[], int],
@@ -42,10 +53,17 @@ class OpenAICall(ResponseCall):
                 if self.info.first_token_at is None:
                     self.info.first_token_at = time.monotonic()
                 yield events
-        # The backend's own prompt count when it gave one; else the offline count, computed
-        # only now so that a backend that reports usage costs no tokenizer time at all.
-        fallback = None if translator.prompt_tokens is not None else self._exact_input_tokens()
-        final = self._decoder.end(fallback)
+        yield self._finished(self._decoder.end(self._fallback_tokens()))
+
+    def _fallback_tokens(self) -> int | None:
+        """The backend's own prompt count when it gave one; else the offline count, computed
+        only now so that a backend that reports usage costs no tokenizer time at all."""
+        if self._decoder.translator.prompt_tokens is not None:
+            return None
+        return self._exact_input_tokens()
+
+    def _finished(self, final: list[Event]) -> list[Event]:
+        translator = self._decoder.translator
         info = self.info
         info.response_model = translator.response_model
         info.tool_calls = translator.tool_calls
@@ -60,11 +78,23 @@ class OpenAICall(ResponseCall):
         info.stop_reason = delta["delta"]["stop_reason"]
         info.input_tokens = delta["usage"]["input_tokens"]
         info.output_tokens = delta["usage"]["output_tokens"]
-        yield final
+        return final
+
+
+class CompletionCall(OpenAICall):
+    """A non-streaming upstream call: the whole answer, read, becomes one chunk."""
+
+    async def events(self) -> AsyncIterator[list[Event]]:
+        translator = self._decoder.translator
+        parts = [chunk async for chunk in body_chunks(self._response, self._provider)]
+        self.info.first_token_at = time.monotonic()
+        events = translator.start()
+        events += translator.feed(completion_chunk(b"".join(parts), self._provider))
+        yield self._finished(events + translator.finish(self._fallback_tokens()))
 
 
 async def open_call(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     provider: Provider,
     req: dict[str, Any],
     target: Target,
@@ -73,15 +103,19 @@ async def open_call(
     exact_input_tokens: Callable[[], int],
     headers: dict[str, str],
     warnings: list[str],
+    stream_upstream: bool = True,
 ) -> OpenAICall:
     try:
         body, notes = to_openai(req, target)
     except ApiError as exc:
         raise UpstreamFailure(exc, retryable=False) from exc
     warnings.extend(notes)
-    response = await send(
-        client, provider, body, {"accept": "text/event-stream", **headers}, timeouts
-    )
+    accept = "text/event-stream"
+    if not stream_upstream:
+        body["stream"] = False
+        body.pop("stream_options", None)
+        accept = "application/json"
+    response = await send(client, provider, body, {"accept": accept, **headers}, timeouts)
     schemas = tool_schemas(req)
     options = StreamOptions(
         model=str(req["model"]),
@@ -93,4 +127,5 @@ async def open_call(
         provider=provider.id,
     )
     decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
-    return OpenAICall(response, decoder, provider.id, exact_input_tokens)
+    call = OpenAICall if stream_upstream else CompletionCall
+    return call(response, decoder, provider.id, exact_input_tokens)
