@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,7 +25,8 @@ from ccgate.limiter.memory import MemoryLimiter
 log = logging.getLogger("ccgate.limiter")
 
 FailureMode = Literal["local", "open", "closed"]
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# A sentinel with no master yet is a ConnectionError too (MasterNotFoundError).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
 
 
 class LimiterUnavailable(Exception):
