@@ -15,7 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from arq import create_pool
 
+from ccgate.bot import sessions
+from ccgate.bot.jobs import worker_settings
+from ccgate.bot.queue import QUEUE
+from ccgate.shared.settings import Settings
 from tests.fakes.backend import FakeBackend, Turn
 from tests.integration.test_replicas import start_edges, stop
 from tests.redis_server import SentinelSet, sentinel_set
@@ -28,6 +33,23 @@ LOAD_BEFORE, LOAD_AFTER = 3.0, 12.0  # seconds of load before the kill, after re
 def sentinels() -> Iterator[SentinelSet]:
     with sentinel_set() as s:
         yield s
+
+
+async def test_the_bot_queue_and_sessions_run_on_the_sentinel_set(sentinels: SentinelSet) -> None:
+    settings = Settings(_env_file=None, redis_url=sentinels.url, redis_mode="sentinel")  # type: ignore[call-arg]
+    pool = await create_pool(worker_settings(settings)["redis_settings"])  # arq's Sentinel
+    try:
+        job = await pool.enqueue_job(
+            "run_claude", {"text": "hi"}, _job_id="sentinel-job", _queue_name=QUEUE
+        )
+        assert job is not None
+        await sessions.update(pool, "telegram", "42", session_id="s-1", project="p")
+        assert (await sessions.load(pool, "telegram", "42")).session_id == "s-1"
+    finally:
+        await pool.aclose()
+    master = sentinels.client()  # the master the sentinels name holds both
+    assert master.zscore(QUEUE, "sentinel-job") is not None
+    assert master.exists(sessions.chat_key("telegram", "42"))
 
 
 def worst_window(arrivals: list[float]) -> int:
@@ -48,8 +70,7 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
             "PROVIDER_RATE_WINDOW": str(WINDOW),
             "PROVIDER_MAX_CONCURRENCY": str(CONCURRENCY),
             "LIMITER_REPLICAS": str(EDGES),  # the local share while Redis is away
-            "LIMITER_QUEUE_TIMEOUT": "60",
-            "LIMITER_LEASE_TTL": "6",
+            "LIMITER_QUEUE_TIMEOUT": "60",  # LIMITER_LEASE_TTL: the default 30 s
         }
         edges = start_edges(EDGES, env)
         results: list[tuple[float, int]] = []  # (finished at, status)
@@ -79,6 +100,12 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
                         status = 0
                     results.append((time.monotonic(), status))
 
+        def leases() -> set[bytes]:
+            return set(sentinels.client().zrange("ccgate:{openai_compat}:leases", 0, -1))
+
+        def leases_left() -> int:
+            return len(leases())
+
         def all_on_redis() -> bool:
             for _, url in edges:
                 health = httpx.get(url + "/readyz", timeout=5).json()
@@ -92,6 +119,7 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
                     pool.submit(user, i)
                 time.sleep(LOAD_BEFORE)
                 assert all_on_redis()
+                held_at_kill = leases()  # their releases will find the master gone
                 killed_at = time.monotonic()
                 sentinels.master.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
                 sentinels.master.process.wait(10)  # type: ignore[union-attr]
@@ -111,8 +139,16 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
                     if promoted_at is not None and saw_degraded and on_redis:
                         back_at = time.monotonic()
                     time.sleep(0.1)
-                time.sleep(LOAD_AFTER)
+                time.sleep(3)  # each request takes ~0.5 s: those held at the kill have ended
+                stuck = held_at_kill & leases()  # still taking a slot on the promoted replica
+                time.sleep(LOAD_AFTER - 3)
                 stop_load.set()
+            # Every request has finished: no lease may be left behind on the new master (one
+            # whose release failed while Redis was away is sent again, not left to its TTL).
+            settle = time.monotonic() + 3
+            while leases_left() and time.monotonic() < settle:
+                time.sleep(0.05)
+            stale_leases = leases_left()
         finally:
             stop_load.set()
             stop(edges)
@@ -120,7 +156,7 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
         arrivals = sorted(backend.arrivals)
         failed = [s for _, s in results if s != 200]
         before = [t for t in arrivals if t < killed_at]
-        after_recovery = [t for t in arrivals if t > back_at + 6]  # stale leases expired (TTL)
+        after_recovery = [t for t in arrivals if t > back_at + 1]
         report = {
             "requests": len(results),
             "failed": len(failed),
@@ -130,9 +166,17 @@ def test_edges_follow_a_new_master_and_the_cost_is_bounded(sentinels: SentinelSe
             "worst_window_before_kill": worst_window(before),
             "worst_window_after_recovery": worst_window(after_recovery),
             "max_in_flight": backend.max_in_flight,
+            "leases_held_at_kill": len(held_at_kill),
+            "of_them_stuck_3s_after_recovery": len(stuck),
+            "served_per_s_after_recovery": round(
+                sum(1 for t in arrivals if back_at < t <= back_at + LOAD_AFTER) / LOAD_AFTER, 2
+            ),
+            "leases_left_behind": stale_leases,
         }
         print("\nsentinel failover:", report)
         assert failed == []  # nothing failed: admitted locally while Redis was away
+        assert held_at_kill and not stuck  # released late, not left to the 30 s lease TTL
+        assert stale_leases == 0
         assert sentinels.client().ping()  # the replica is the master now
         assert report["worst_window_before_kill"] <= RATE
         assert report["worst_window_after_recovery"] <= RATE  # back to the shared quota
