@@ -110,6 +110,20 @@ def _timeouts(blocking: bool) -> dict[str, Any]:
     return {"socket_timeout": None if blocking else 5, "socket_connect_timeout": 2}
 
 
+# Sentinels answer small questions; a dead one must not hold up asking the next.
+_SENTINEL_KWARGS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+
+
+def _master_kwargs(target: SentinelTarget, timeouts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "db": target.db,
+        "username": target.username,
+        "password": target.password,
+        "ssl": target.ssl,
+        **timeouts,
+    }
+
+
 def connect(url: str, *, mode: str = "standalone", blocking: bool = False) -> AsyncClient:
     """A pooled asyncio client; `blocking` ones wait without a socket timeout (BLPOP)."""
     check(url, mode)
@@ -120,16 +134,9 @@ def connect(url: str, *, mode: str = "standalone", blocking: bool = False) -> As
     if mode == "sentinel":
         target = parse_sentinel_url(url)
         sentinels = async_sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            target.sentinels, sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2}
+            target.sentinels, sentinel_kwargs=_SENTINEL_KWARGS
         )
-        master: Redis = sentinels.master_for(
-            target.master,
-            db=target.db,
-            username=target.username,
-            password=target.password,
-            ssl=target.ssl,
-            **timeouts,
-        )
+        master: Redis = sentinels.master_for(target.master, **_master_kwargs(target, timeouts))
         return master
     client: Redis = Redis.from_url(url, **timeouts)
     return client
@@ -144,15 +151,10 @@ def connect_sync(url: str, *, mode: str = "standalone", timeout: float = 5) -> A
     if mode == "sentinel":
         target = parse_sentinel_url(url)
         sentinels = sync_sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            target.sentinels, sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2}
+            target.sentinels, sentinel_kwargs=_SENTINEL_KWARGS
         )
         return sentinels.master_for(  # type: ignore[no-untyped-call]
-            target.master,
-            db=target.db,
-            username=target.username,
-            password=target.password,
-            ssl=target.ssl,
-            **timeouts,
+            target.master, **_master_kwargs(target, timeouts)
         )
     return redis_sync.Redis.from_url(url, **timeouts)
 
