@@ -19,7 +19,7 @@ serve: deps
 	$(UV) run --frozen ccgate serve
 
 redis-deps:
-	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
+	@(command -v redis-server && command -v redis-cli) >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq redis-server redis-tools >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
 
 e2e-deps:
 	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error; else echo "npm not found: the Claude Code e2e tests will be reported as not run"; fi

@@ -30,7 +30,8 @@ _PROVIDER_ENV_PREFIXES = (
     "MODEL",
     "ENABLE_",
     "CCGATE_",
-    "REDIS_URL",
+    "REDIS_",
+    "BOT_REDIS_URL",
     "LIMITER_",
 )
 

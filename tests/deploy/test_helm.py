@@ -23,6 +23,23 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     "external-redis": {"redis": {"enabled": False, "url": "redis://redis.infra:6379/0"}},
     "redis-secret": {"redis": {"enabled": False, "existingSecret": "redis-conn"}},
     "redis-persistent": {"redis": {"persistence": {"enabled": True}}},
+    "redis-cluster": {
+        "redis": {
+            "enabled": False,
+            "mode": "cluster",
+            "url": "rediss://clustercfg.team.cache.example:6379",
+            "botUrl": "redis://bot-redis.infra:6379/0",
+        },
+        "bot": {"enabled": True, "allowedTelegramUserIds": "42"},
+    },
+    "redis-sentinel": {
+        "redis": {
+            "enabled": False,
+            "mode": "sentinel",
+            "url": "redis+sentinel://s1.infra:26379,s2.infra:26379,s3.infra:26379/ccgate",
+        },
+        "bot": {"enabled": True, "allowedTelegramUserIds": "42"},
+    },
     "bot": {"bot": {"enabled": True, "allowedTelegramUserIds": "42"}},
     "ingress": {
         "ingress": {
@@ -110,6 +127,19 @@ def test_options_change_what_is_rendered() -> None:
         e["name"]: e.get("value") for e in edge["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["REDIS_URL"] == "redis://redis.infra:6379/0"
+    for name, mode, bot_url in (
+        ("defaults", "standalone", None),
+        ("redis-cluster", "cluster", "redis://bot-redis.infra:6379/0"),
+        ("redis-sentinel", "sentinel", None),
+    ):
+        for doc in manifests(merged(COMBINATIONS[name])):
+            if doc["kind"] != "Deployment":
+                continue
+            env = {
+                e["name"]: e.get("value")
+                for e in doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            assert (env["REDIS_MODE"], env.get("BOT_REDIS_URL")) == (mode, bot_url), doc["metadata"]
     bot = by_kind(manifests(merged(COMBINATIONS["bot"])))
     assert {
         ("Deployment", "team-ccgate-worker"),
@@ -143,6 +173,16 @@ def test_secrets_come_from_a_secret_not_the_configmap() -> None:
         ({"limits": {"failureMode": "sometimes"}}, "failureMode"),
         ({"routing": {"model": "no-provider-here"}}, "model"),
         ({"redis": {"enabled": False}}, "redis"),
+        ({"redis": {"mode": "cluster"}}, "mode"),  # the bundled Redis is one instance
+        ({"redis": {"enabled": False, "mode": "replicas", "url": "redis://r:6379"}}, "mode"),
+        ({"redis": {"enabled": False, "mode": "sentinel", "url": "redis://r:6379"}}, "url"),
+        (
+            {
+                "redis": {"enabled": False, "mode": "cluster", "url": "redis://r:6379"},
+                "bot": {"enabled": True},
+            },
+            "botUrl",
+        ),
         ({"otel": {"endpoint": "otel:4318"}}, "endpoint"),
         ({"secrets": {"providerKeys": {"nvidia": "x"}}}, "_API_KEY"),
         ({"service": {"type": "Magic"}}, "type"),

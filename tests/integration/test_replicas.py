@@ -1,5 +1,5 @@
-"""Several `ccgate serve` processes, one Redis: the quota holds across replicas and users,
-and a replica killed mid-stream gives its slot back by lease expiry."""
+"""Several `ccgate serve` processes, one Redis (or a 3-master Redis Cluster): the quota holds
+across replicas and users, and a replica killed mid-stream gives its slot back by lease expiry."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import redis as redis_sync
 
 from tests.fakes.backend import FakeBackend, Turn
 from tests.fakes.server import free_port
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisClusterSet, RedisServer, redis_cluster, redis_server
 
 RATE, WINDOW, CONCURRENCY = 8, 1.0, 3
 
@@ -27,6 +26,18 @@ RATE, WINDOW, CONCURRENCY = 8, 1.0, 3
 def redis_url() -> Iterator[RedisServer]:
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module", params=["standalone", "cluster"])
+def shared_redis(
+    request: pytest.FixtureRequest, redis_url: RedisServer
+) -> Iterator[RedisServer | RedisClusterSet]:
+    """The same guarantees on one Redis and on a Redis Cluster (REDIS_MODE=cluster)."""
+    if request.param == "standalone":
+        yield redis_url
+        return
+    with redis_cluster() as cluster:
+        yield cluster
 
 
 def start_edges(n: int, env: dict[str, str]) -> list[tuple[subprocess.Popen[bytes], str]]:
@@ -63,12 +74,13 @@ def stop(edges: list[tuple[subprocess.Popen[bytes], str]]) -> None:
 
 
 def edge_env(
-    backend: FakeBackend, redis: RedisServer, provider_tag: str, **extra: str
+    backend: FakeBackend, redis: RedisServer | RedisClusterSet, provider_tag: str, **extra: str
 ) -> dict[str, str]:
     return {
         "MODEL": "openai_compat/m",
         "OPENAI_COMPAT_BASE_URL": backend.url + "/v1",
         "REDIS_URL": redis.url,
+        "REDIS_MODE": redis.mode,
         "PROVIDER_RATE_LIMIT": str(RATE),
         "PROVIDER_RATE_WINDOW": str(WINDOW),
         "PROVIDER_MAX_CONCURRENCY": str(CONCURRENCY),
@@ -78,11 +90,14 @@ def edge_env(
     }
 
 
-def leases_in_redis(redis: RedisServer) -> int:
-    return int(redis_sync.Redis.from_url(redis.url).zcard("ccgate:{openai_compat}:leases"))
+def leases_in_redis(redis: RedisServer | RedisClusterSet) -> int:
+    return int(redis.client().zcard("ccgate:{openai_compat}:leases"))
 
 
-def test_four_replicas_eight_users_never_exceed_the_quota(redis_url: RedisServer) -> None:
+def test_four_replicas_eight_users_never_exceed_the_quota(
+    shared_redis: RedisServer | RedisClusterSet,
+) -> None:
+    redis_url = shared_redis
     if not redis_url.owned:
         pytest.skip("uses the fixed provider keys of openai_compat; needs a Redis the tests own")
     redis_url.flush()
@@ -130,7 +145,8 @@ def test_four_replicas_eight_users_never_exceed_the_quota(redis_url: RedisServer
         assert leases_in_redis(redis_url) == 0
 
 
-def test_killed_replica_gives_its_slot_back(redis_url: RedisServer) -> None:
+def test_killed_replica_gives_its_slot_back(shared_redis: RedisServer | RedisClusterSet) -> None:
+    redis_url = shared_redis
     if not redis_url.owned:
         pytest.skip("uses the fixed provider keys of openai_compat; needs a Redis the tests own")
     redis_url.flush()

@@ -60,4 +60,16 @@ env:
 {{- else }}
     value: {{ .Values.redis.url | quote }}
 {{- end }}
+  - name: REDIS_MODE
+    value: {{ ternary "standalone" (.Values.redis.mode | default "standalone") .Values.redis.enabled | quote }}
+{{- if .Values.redis.botUrl }}
+  - name: BOT_REDIS_URL
+    value: {{ .Values.redis.botUrl | quote }}
+{{- else if and .Values.redis.existingSecret .Values.redis.botExistingSecretKey }}
+  - name: BOT_REDIS_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.redis.existingSecret }}
+        key: {{ .Values.redis.botExistingSecretKey }}
+{{- end }}
 {{- end -}}

@@ -91,7 +91,14 @@ class Settings(BaseSettings):
     enable_title_generation_skip: bool = True
     fast_prefix_detection: bool = True
 
+    # Shared state (limiter, team keys, usage, tool-span index, the bot's queue and sessions).
+    # REDIS_MODE: standalone | cluster (REDIS_URL = any node) | sentinel (REDIS_URL =
+    # redis+sentinel://host1:26379,host2:26379/<master-name>). The bot's queue (arq) cannot run
+    # on a cluster: give it BOT_REDIS_URL (standalone, or a redis+sentinel:// URL).
     redis_url: str | None = None
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    bot_redis_url: str | None = None
+
     ccgate_api_keys: SecretStr | None = None
     ccgate_trace_content: bool = False
     ccgate_admin_port: int | None = None  # serve /metrics, /readyz, /ccgate/* only on this port
@@ -178,6 +185,20 @@ class Settings(BaseSettings):
         """`MESSAGING_PLATFORM` as a set: `both` is telegram and discord, `none` is nothing."""
         raw = self.messaging_platform.lower().replace("both", "telegram,discord")
         return {p.strip() for p in raw.split(",") if p.strip() and p.strip() != "none"}
+
+    def bot_redis(self) -> tuple[str, Literal["standalone", "sentinel"]]:
+        """The bot's Redis (URL, mode): BOT_REDIS_URL, else REDIS_URL unless that is a cluster."""
+        url = self.bot_redis_url or self.redis_url
+        if not url:
+            raise ValueError("set REDIS_URL (the bot's jobs and chat sessions live in Redis)")
+        if not self.bot_redis_url and self.redis_mode == "cluster":
+            raise ValueError(
+                "REDIS_MODE=cluster: the bot's queue (arq) uses multi-key commands a Redis "
+                "Cluster refuses; set BOT_REDIS_URL to a standalone Redis or a "
+                "redis+sentinel:// URL"
+            )
+        scheme = url.partition("://")[0].lower()
+        return url, "sentinel" if scheme.endswith("+sentinel") else "standalone"
 
     def api_keys(self) -> dict[str, str]:
         """`CCGATE_API_KEYS` as name → key. Entries without a name get `key1`, `key2`, ..."""

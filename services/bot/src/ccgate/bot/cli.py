@@ -50,12 +50,16 @@ def bot() -> None:
             err=True,
         )
         raise typer.Exit(2)
-    if not settings.redis_url:
-        typer.echo("ccgate bot: set REDIS_URL (jobs and sessions live in Redis)", err=True)
-        raise typer.Exit(2)
+    from ccgate.shared.redis import queue_redis_url
+
+    try:
+        redis_url = queue_redis_url(settings)  # BOT_REDIS_URL, else REDIS_URL; never a cluster
+    except ValueError as exc:
+        typer.echo(f"ccgate bot: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     async def main() -> None:
-        pool = await create_pool(redis_settings(settings.redis_url or ""))
+        pool = await create_pool(redis_settings(redis_url))
         runs: list[Callable[[], Awaitable[None]]] = []
         try:
             if "telegram" in platforms:

@@ -22,6 +22,7 @@ from ccgate.bot.queue import QUEUE
 from ccgate.bot.runner import run_turn
 from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
 from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_root
+from ccgate.shared.redis import SENTINEL_SCHEMES, parse_sentinel_url, queue_redis_url
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.bot")
@@ -30,8 +31,21 @@ tracer = trace.get_tracer("ccgate.bot")
 
 def redis_settings(url: str) -> RedisSettings:
     """Every command is retried with backoff for about half a minute, so a Redis restart is
-    ridden out by the worker and the front ends alike instead of ending them."""
-    settings = RedisSettings.from_dsn(url)
+    ridden out by the worker and the front ends alike instead of ending them. A
+    redis+sentinel:// URL gives arq's own Sentinel support (it follows a failover)."""
+    if url.partition("://")[0].lower() in SENTINEL_SCHEMES:
+        target = parse_sentinel_url(url)
+        settings = RedisSettings(
+            host=target.sentinels,
+            sentinel=True,
+            sentinel_master=target.master,
+            database=target.db,
+            username=target.username,
+            password=target.password,
+            ssl=target.ssl,
+        )
+    else:
+        settings = RedisSettings.from_dsn(url)
     settings.conn_retries = 30
     settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20)
     settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, ConnectionError, OSError]
@@ -160,10 +174,10 @@ class FairWorker(Worker):
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
-    if not settings.redis_url:
-        raise RuntimeError(
-            "the worker needs REDIS_URL (its jobs and the chat sessions live in Redis)"
-        )
+    try:
+        redis_url = queue_redis_url(settings)  # BOT_REDIS_URL, else REDIS_URL; never a cluster
+    except ValueError as exc:
+        raise RuntimeError(f"the worker's Redis: {exc}") from None
 
     job_timeout = int(settings.bot_job_timeout + 15)
     in_progress_ms = (job_timeout + 10) * 1000  # arq's in-progress mark: job timeout + 10 s
@@ -179,7 +193,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     return {
         "functions": [run_claude],
-        "redis_settings": redis_settings(settings.redis_url),
+        "redis_settings": redis_settings(redis_url),
         "max_jobs": settings.bot_worker_concurrency,
         "poll_delay": 0.25,
         "job_timeout": job_timeout,  # the runner stops the CLI at BOT_JOB_TIMEOUT already

@@ -87,7 +87,12 @@ def make_limiter(settings: Settings) -> Limiter:
     from ccgate.limiter.failover import FailoverLimiter
     from ccgate.limiter.redis import RedisLimiter
 
-    primary = RedisLimiter(settings.redis_url, limits_for, lease_ttl=settings.limiter_lease_ttl)
+    primary = RedisLimiter(
+        settings.redis_url,
+        limits_for,
+        mode=settings.redis_mode,
+        lease_ttl=settings.limiter_lease_ttl,
+    )
     return FailoverLimiter(
         primary, limits_for, settings.limiter_failure_mode, settings.limiter_replicas
     )
@@ -97,7 +102,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     settings = settings or Settings()
     limiter = limiter or make_limiter(settings)
     gateway = Gateway(settings, limiter)
-    auth = Authenticator(settings.api_keys(), open_store(settings.redis_url))
+    auth = Authenticator(settings.api_keys(), open_store(settings.redis_url, settings.redis_mode))
     try:
         auth.refresh()
     except Exception as exc:  # the store is re-read every few seconds; start anyway

@@ -29,7 +29,7 @@ def has_keys(settings: Settings) -> bool:
     if settings.api_keys():
         return True
     try:
-        return bool(open_store(settings.redis_url).load())
+        return bool(open_store(settings.redis_url, settings.redis_mode).load())
     except Exception:
         return False
 
@@ -171,10 +171,11 @@ def doctor(
             )
     if settings.redis_url:
         try:
-            import redis
+            from ccgate.shared.redis import connect_sync, mode_mismatch
 
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3).ping()
-            say(True, "redis answers")
+            connect_sync(settings.redis_url, mode=settings.redis_mode, timeout=3).ping()
+            mismatch = mode_mismatch(settings.redis_url, settings.redis_mode)
+            say(mismatch is None, mismatch or f"redis answers ({settings.redis_mode})")
         except Exception as exc:
             say(False, f"redis: {type(exc).__name__}; check REDIS_URL")
     binary = claude_binary(settings)
@@ -227,7 +228,7 @@ def keys_create(
 ) -> None:
     """Create a key. It is printed once and stored only as a hash."""
     settings = Settings()
-    store = open_store(settings.redis_url)
+    store = open_store(settings.redis_url, settings.redis_mode)
     if any(r.name == name for r in store.load()):
         typer.echo(f"ccgate: a key named {name!r} exists; revoke it first", err=True)
         raise typer.Exit(2)
@@ -246,7 +247,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The keys and their limits (never the keys themselves)."""
-    records = open_store(Settings().redis_url).load()
+    records = open_store(Settings().redis_url, Settings().redis_mode).load()
     rows = [{k: v for k, v in asdict(r).items() if k != "digest"} for r in records]
     if as_json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -263,7 +264,7 @@ def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     """A new key for NAME with the same limits and models; the old one stops working.
 
     For a leaked key: replaced within seconds, nothing to re-type; usage stays with NAME."""
-    store = open_store(Settings().redis_url)
+    store = open_store(Settings().redis_url, Settings().redis_mode)
     old = next((r for r in store.load() if r.name == name), None)
     if old is None:
         typer.echo(f"ccgate: no key named {name!r}", err=True)
@@ -283,7 +284,7 @@ def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key; the edges stop accepting it within a few seconds."""
-    if not open_store(Settings().redis_url).delete(name):
+    if not open_store(Settings().redis_url, Settings().redis_mode).delete(name):
         typer.echo(f"ccgate: no key named {name!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {name!r}")

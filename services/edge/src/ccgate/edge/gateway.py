@@ -122,7 +122,9 @@ class Gateway:
         )
         self._clients: dict[str, UpstreamClient] = {}
         self.tracing = tracing_configured()
-        redis = connect(settings.redis_url) if settings.redis_url else None
+        redis = (
+            connect(settings.redis_url, mode=settings.redis_mode) if settings.redis_url else None
+        )
         self.tool_index: ToolSpanIndex = (
             RedisToolSpanIndex(redis) if redis else MemoryToolSpanIndex()
         )

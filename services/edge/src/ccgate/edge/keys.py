@@ -96,13 +96,13 @@ class FileKeyStore:
 
 
 class RedisKeyStore:
-    def __init__(self, url: str) -> None:
-        import redis
+    def __init__(self, url: str, mode: str = "standalone") -> None:
+        from ccgate.shared.redis import connect_sync
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=5)
+        self._redis = connect_sync(url, mode=mode)
 
     def load(self) -> list[KeyRecord]:
-        raw: dict[bytes, bytes] = self._redis.hgetall(REDIS_HASH)  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = self._redis.hgetall(REDIS_HASH)
         return [KeyRecord(**json.loads(v)) for v in raw.values()]
 
     def save(self, record: KeyRecord) -> None:
@@ -120,8 +120,8 @@ def default_keys_file() -> Path:
     return base / "ccgate" / "keys.json"
 
 
-def open_store(redis_url: str | None) -> KeyStore:
-    return RedisKeyStore(redis_url) if redis_url else FileKeyStore(default_keys_file())
+def open_store(redis_url: str | None, mode: str = "standalone") -> KeyStore:
+    return RedisKeyStore(redis_url, mode) if redis_url else FileKeyStore(default_keys_file())
 
 
 def file_is_private(path: Path) -> bool:

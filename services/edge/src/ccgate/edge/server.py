@@ -10,6 +10,8 @@ from ccgate.edge.app import create_app
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
 from ccgate.shared.logging import setup_logging
+from ccgate.shared.redis import check as check_redis
+from ccgate.shared.redis import mode_mismatch
 from ccgate.shared.settings import Settings
 from ccgate.shared.telemetry import setup_tracing
 
@@ -46,7 +48,16 @@ def startup_report(settings: Settings) -> list[str]:
             where = f"{route.provider}/{route.model} @ {provider.url}"
             hops.append(f"{where}  [MISSING: {problem}]" if problem else where)
         lines.append(f"  {label} ({name}) -> " + "  then  ".join(hops))
-    limiter = "redis" if settings.redis_url else "in-memory (one process; set REDIS_URL to share)"
+    if settings.redis_url:
+        check_redis(settings.redis_url, settings.redis_mode)  # a wrong setting stops the start
+        problem = mode_mismatch(settings.redis_url, settings.redis_mode)
+        if problem:
+            raise ValueError(problem)
+    limiter = (
+        f"redis ({settings.redis_mode})"
+        if settings.redis_url
+        else "in-memory (one process; set REDIS_URL to share)"
+    )
     lines.append(f"  limiter: {limiter}")
     auth = (
         f"{len(settings.api_keys())} team key(s)"

@@ -91,7 +91,11 @@ class RedisToolSpanIndex:
         if not ids:
             return {}
         try:
-            values = await self._redis.mget([f"ccgate:tool:{i}" for i in ids])
+            # GETs in a pipeline, not MGET: on a cluster the ids hash to different slots.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_id in ids:
+                    pipe.get(f"ccgate:tool:{call_id}")
+                values = await pipe.execute()
         except Exception as exc:
             log.debug("tool span index: %s", type(exc).__name__)
             return {}

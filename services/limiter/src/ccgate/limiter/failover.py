@@ -5,16 +5,20 @@
 - `open`: admit everything (the provider's own 429s still pause and retry).
 - `closed`: refuse with 503 until Redis is back.
 Recovery needs no restart: after `retry_after` seconds the next call tries Redis again.
+Releases that failed while Redis was away are sent once it answers: a promoted replica
+(Sentinel failover) still holds those leases and would keep their slots for a lease TTL.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,7 +28,8 @@ from ccgate.limiter.memory import MemoryLimiter
 log = logging.getLogger("ccgate.limiter")
 
 FailureMode = Literal["local", "open", "closed"]
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# A sentinel with no master yet is a ConnectionError too (MasterNotFoundError).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
 
 
 class LimiterUnavailable(Exception):
@@ -59,6 +64,8 @@ class FailoverLimiter:
 
         self.local = MemoryLimiter(local_limits)
         self._local_leases: set[str] = set()
+        # Bounded: after a very long outage the oldest ones are left to expire by TTL.
+        self._unreleased: deque[tuple[Lease, Outcome]] = deque(maxlen=10_000)
 
     @property
     def degraded(self) -> bool:
@@ -76,6 +83,7 @@ class FailoverLimiter:
     ) -> Lease | Denied:
         if not self.degraded:
             try:
+                await self._release_late()
                 return await self.primary.admit(provider, user, deadline, user_limits)
             except REDIS_DOWN as exc:
                 self._trip(exc)
@@ -97,8 +105,15 @@ class FailoverLimiter:
             return
         try:
             await self.primary.release(lease, outcome)
-        except REDIS_DOWN as exc:  # the lease expires in Redis by itself
+        except REDIS_DOWN as exc:  # sent again once Redis answers (else it expires by TTL)
+            self._unreleased.append((lease, outcome))
             self._trip(exc)
+
+    async def _release_late(self) -> None:
+        while self._unreleased:
+            lease, outcome = self._unreleased[0]
+            await self.primary.release(lease, outcome)
+            self._unreleased.popleft()
 
     async def report_429(self, provider: str, retry_after: float | None) -> None:
         await self.local.report_429(provider, retry_after)

@@ -18,24 +18,24 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from ccgate.limiter.api import Denied, Lease, Outcome, ProviderLimits, UserLimits
-from ccgate.shared.redis import connect
+from ccgate.shared.redis import AsyncClient, connect
 
 log = logging.getLogger("ccgate.limiter")
 
 SCRIPTS = ("admit", "release", "pump", "cancel", "renew", "report_429", "status")
 
 
-def _load_scripts(client: Redis) -> dict[str, AsyncScript]:
+def _load_scripts(client: AsyncClient) -> dict[str, AsyncScript]:
     lua = resources.files("ccgate.limiter") / "lua"
     common = (lua / "common.lua").read_text()
     # redis-py's Script runs EVALSHA and re-sends the source on NOSCRIPT, so the scripts
     # survive SCRIPT FLUSH and a Redis restart without anyone noticing.
+    # register_script is typed for Redis only; RedisCluster has the same (routed by KEYS[1]).
     return {
-        name: client.register_script(common + "\n" + (lua / f"{name}.lua").read_text())
+        name: client.register_script(common + "\n" + (lua / f"{name}.lua").read_text())  # type: ignore[misc]
         for name in SCRIPTS
     }
 
@@ -57,12 +57,14 @@ class RedisLimiter:
         redis_url: str,
         limits_for: Callable[[str], ProviderLimits],
         *,
+        mode: str = "standalone",
         replica: str | None = None,
         lease_ttl: float = 30.0,
         heartbeat: float = 10.0,
     ) -> None:
         self._url = redis_url
-        self._redis = connect(redis_url)
+        self._mode = mode
+        self._redis = connect(redis_url, mode=mode)
         self._scripts = _load_scripts(self._redis)
         self._limits_for = limits_for
         self._limits: dict[str, ProviderLimits] = {}
@@ -199,7 +201,7 @@ class RedisLimiter:
     async def _listen(self, provider: str) -> None:
         """This replica's grants for `provider`, by blocking pop on its own list."""
         key = prefix(provider) + "granted:" + self.replica
-        conn = connect(self._url, blocking=True)
+        conn = connect(self._url, mode=self._mode, blocking=True)
         loop = self._loops[provider]
         try:
             while True:
