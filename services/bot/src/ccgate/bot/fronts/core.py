@@ -297,7 +297,10 @@ class ChatCore:
         if done is not None and done.message_id is not None:
             if kind == "final" and done.lines[-1:] == [interim(text)]:
                 done.lines.pop()  # the answer comes next, in full: not twice
-            await platform.edit(chat_id, done.message_id, done.text(limit) or "✅")
+            try:
+                await platform.edit(chat_id, done.message_id, done.text(limit) or "✅")
+            except Exception as exc:  # the progress note is lost (deleted, refused): not the answer
+                log.warning("%s: progress edit failed: %s", platform.name, type(exc).__name__)
         pieces = balanced(split(text, limit - FENCE_ROOM))
         if len(pieces) > MAX_PIECES:
             await platform.send_file(chat_id, "answer.md", text.encode())

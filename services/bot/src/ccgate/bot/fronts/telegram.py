@@ -10,11 +10,15 @@ from typing import Any
 from arq import ArqRedis
 from telegram import Update
 from telegram.error import BadRequest
-from telegram.ext import Application, ContextTypes, MessageHandler, filters
+from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
 from ccgate.bot.fronts.markdown import telegram_html
 from ccgate.shared.settings import Settings
+
+
+def unparsable(exc: BadRequest) -> bool:
+    return "can't parse entities" in exc.message
 
 
 class TelegramPlatform:
@@ -29,17 +33,29 @@ class TelegramPlatform:
     async def send(self, chat_id: str, text: str) -> str:
         try:
             sent = await self._bot.send_message(chat_id, telegram_html(text), parse_mode="HTML")
-        except BadRequest:  # Telegram could not parse our HTML: the text as it is, then
+        except BadRequest as exc:  # Telegram could not parse our HTML: the text as it is, then
+            if not unparsable(exc):
+                raise
             sent = await self._bot.send_message(chat_id, text)
         return str(sent.message_id)
 
     async def edit(self, chat_id: str, message_id: str, text: str) -> None:
         try:
-            await self._bot.edit_message_text(
-                telegram_html(text), chat_id=chat_id, message_id=int(message_id), parse_mode="HTML"
-            )
-        except BadRequest:
-            await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
+            try:
+                await self._bot.edit_message_text(
+                    telegram_html(text),
+                    chat_id=chat_id,
+                    message_id=int(message_id),
+                    parse_mode="HTML",
+                )
+            except BadRequest as exc:
+                if not unparsable(exc):
+                    raise
+                await self._bot.edit_message_text(text, chat_id=chat_id, message_id=int(message_id))
+        except BadRequest as exc:
+            # Telegram refuses an edit that changes nothing; the message already says it.
+            if "message is not modified" not in exc.message:
+                raise
 
     def collapsed(self, text: str) -> str:
         # A Markdown quote: telegram_html makes it an expandable blockquote.
@@ -60,6 +76,9 @@ class TelegramFront:
             .token(settings.telegram_bot_token.get_secret_value())
             .base_url(base if base.endswith("/bot") else base + "/bot")
             .base_file_url((base[:-4] if base.endswith("/bot") else base) + "/file/bot")
+            # Telegram's flood limits kept, and a 429's retry_after waited out before the call
+            # is made again (up to 3 times).
+            .rate_limiter(AIORateLimiter(max_retries=3))
             .build()
         )
         self.core = ChatCore(settings, arq, TelegramPlatform(self.app), allowed)
