@@ -126,6 +126,23 @@ NOT_MODIFIED = (
 )
 
 
+def _check_markup(markup: Any) -> None:
+    """An inline keyboard as Telegram checks it: rows of buttons, each with a text and 1-64
+    bytes of callback_data."""
+    if markup is None:
+        return
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise bad_request(
+            "can't parse inline keyboard button: InlineKeyboardButtons must be an array of arrays"
+        )
+    for button in (b for row in rows for b in row):
+        if not str(button.get("text", "")).strip():
+            raise bad_request("BUTTON_TEXT_INVALID")
+        if not 1 <= len(str(button.get("callback_data", "")).encode()) <= 64:
+            raise bad_request("BUTTON_DATA_INVALID")
+
+
 @dataclass
 class Stored:
     """A message as Telegram keeps it: what the reader sees, and its buttons."""
@@ -153,6 +170,8 @@ class FakeTelegram(ServedApp):
         self.refused: list[tuple[str, str]] = []  # (method, description)
         self.messages: dict[tuple[str, int], Stored] = {}
         self.early_calls = 0
+        self._query_ids = itertools.count(5000)
+        self._queries: dict[str, dict[str, Any] | None] = {}  # callback query → its answer
         self._flood_next: tuple[str | None, int] | None = None
         self._flood_until = 0.0
         self.app = Starlette(
@@ -186,6 +205,40 @@ class FakeTelegram(ServedApp):
     def _push(self, update: dict[str, Any]) -> None:
         with self._lock:
             self._updates.append({"update_id": next(self._ids), **update})
+
+    def user_presses(self, user_id: int, chat_id: int, message_id: int, label: str) -> str:
+        """A callback query: `user_id` presses the button whose text starts with `label` on a
+        message of the bot's (only a button that is there can be pressed); returns its id."""
+        stored = self.messages[(str(chat_id), message_id)]
+        rows = (stored.markup or {}).get("inline_keyboard", [])
+        data = next(b["callback_data"] for row in rows for b in row if b["text"].startswith(label))
+        query_id = str(next(self._query_ids))
+        self._queries[query_id] = None
+        query = {
+            "id": query_id,
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT,
+                "text": stored.plain,
+            },
+            "chat_instance": f"instance-{chat_id}",
+            "data": data,
+        }
+        self._push({"callback_query": query})
+        return query_id
+
+    def answer(self, query_id: str) -> dict[str, Any] | None:
+        """How the bot answered a callback query (None: not yet)."""
+        return self._queries.get(query_id)
+
+    def with_buttons(self, chat_id: int) -> list[int]:
+        """The ids of the bot's messages in the chat that show buttons now."""
+        return sorted(
+            m for (c, m), stored in self.messages.items() if c == str(chat_id) and stored.markup
+        )
 
     def flood(self, retry_after: int, method: str | None = None) -> None:
         """The next call (of `method`, or any) is refused with 429 Too Many Requests."""
@@ -255,6 +308,17 @@ class FakeTelegram(ServedApp):
             return await self._get_updates(params)
         if method in ("sendMessage", "editMessageText", "sendDocument"):
             return self._message(method, params)
+        if method == "answerCallbackQuery":
+            query_id = str(params.get("callback_query_id"))
+            if query_id not in self._queries or self._queries[query_id] is not None:
+                raise bad_request(
+                    "query is too old and response timeout expired or query ID is invalid"
+                )
+            self._queries[query_id] = {
+                "text": params.get("text", ""),
+                "show_alert": str(params.get("show_alert", "")).lower() == "true",
+            }
+            return True
         raise bad_request(f"method {method} not found")
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -271,6 +335,7 @@ class FakeTelegram(ServedApp):
         chat_id = str(params.get("chat_id", ""))
         markup = params.get("reply_markup")
         markup = json.loads(markup) if isinstance(markup, str) else markup
+        _check_markup(markup)
         if method == "sendDocument":
             stored = Stored(chat_id, "", ())
         else:

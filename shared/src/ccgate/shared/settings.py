@@ -113,10 +113,11 @@ class Settings(BaseSettings):
     bot_worker_concurrency: int = 2  # Claude Code processes per worker
     bot_job_timeout: float = 1800.0  # seconds a single run may take
     bot_user_queue_cap: int = 3  # queued or running jobs per chat
-    bot_permission_mode: str = "acceptEdits"
-    bot_allowed_tools: str = (
-        "Read,Edit,Write,Glob,Grep,LS,Bash(git status:*),Bash(git diff:*),Bash(ls:*)"
-    )
+    # ask: what BOT_ALLOWED_TOOLS does not cover is asked in the chat (buttons), unanswered
+    # after BOT_APPROVAL_TIMEOUT seconds = denied; or a Claude Code mode (acceptEdits, plan, …)
+    bot_permission_mode: str = "ask"
+    bot_approval_timeout: float = 600.0
+    bot_allowed_tools: str = "Read,Glob,Grep,LS,Bash(git status:*),Bash(git diff:*),Bash(ls:*)"
     bot_skip_permissions: bool = False
 
     @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")

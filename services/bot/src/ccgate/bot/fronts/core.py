@@ -19,7 +19,8 @@ from arq import ArqRedis
 from opentelemetry import propagate, trace
 from redis.exceptions import RedisError, ResponseError
 
-from ccgate.bot import queue, sessions
+from ccgate.bot import approvals, queue, sessions
+from ccgate.bot.fronts.approval_desk import ApprovalDesk
 from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced
 from ccgate.bot.workspace import WorkspaceError, list_projects, project_dir, user_root
 from ccgate.shared.settings import Settings
@@ -75,6 +76,14 @@ class Platform(Protocol):
 
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None: ...
 
+    async def send_buttons(self, chat_id: str, text: str, buttons: list[tuple[str, str]]) -> str:
+        """Send `text` with buttons, (label, data) each, one per row; returns the message id."""
+        ...
+
+    async def close(self, chat_id: str, message_id: str, text: str) -> None:
+        """Edit a message with buttons to `text`, the buttons gone."""
+        ...
+
     def collapsed(self, text: str) -> str:
         """`text` (Markdown) as a note the reader opens if they want (the model's thinking)."""
         ...
@@ -112,6 +121,7 @@ class ChatCore:
         self.platform = platform
         self.allowed = allowed
         self.progress: dict[str, Progress] = {}
+        self.desk = ApprovalDesk(arq, platform.name, allowed, settings.bot_approval_timeout)
 
     # -- incoming ----------------------------------------------------------------------------
     async def handle(self, message: Incoming) -> None:
@@ -122,7 +132,12 @@ class ChatCore:
             return
         text = message.text.strip()
         reply: str | None
-        if text.startswith(self.platform.command_prefixes):
+        if not text.startswith(self.platform.command_prefixes) and (
+            denied := await self.desk.reason(message.chat_id, message.user_id, text)
+        ):
+            await self._close(message.chat_id, *denied)
+            reply = "Denied; Claude Code has your reason."
+        elif text.startswith(self.platform.command_prefixes):
             word, _, rest = text[1:].partition(" ")
             name = word.split("@", 1)[0].lower()  # Telegram groups: /status@our_bot
             reply = await self.command(name, rest.split(), message)
@@ -170,8 +185,11 @@ class ChatCore:
             return HELP
         if name == "new":
             await sessions.update(self.arq, platform, chat, session_id=None)
+            await approvals.forget_session_rules(self.arq, platform, chat)
             return "Fresh session: the next message starts over."
         if name == "stop":
+            for request, settled in await self.desk.deny_waiting(chat):
+                await self._close(chat, request, settled)
             stopped = await queue.abort_chat_jobs(self.arq, platform, chat)
             return "Stopped." if stopped else "Nothing was running."
         if name == "status":
@@ -201,6 +219,7 @@ class ChatCore:
         await sessions.update(
             self.arq, self.platform.name, message.chat_id, project=args[0], session_id=None
         )
+        await approvals.forget_session_rules(self.arq, self.platform.name, message.chat_id)
         return f"Project: {args[0]} (a fresh session starts there)."
 
     async def status(self, message: Incoming) -> str:
@@ -273,9 +292,30 @@ class ChatCore:
                         log.warning("%s: send failed: %s", group, type(exc).__name__)
                 await self.arq.xack(sessions.OUTBOX, group, entry_id)
 
+    async def _close(self, chat_id: str, request: approvals.Request, text: str) -> None:
+        if request.message_id:
+            await self.platform.close(chat_id, request.message_id, text)
+
+    async def _approval(self, post: dict[str, Any]) -> None:
+        request = await approvals.load(self.arq, post.get("approval", ""))
+        if request is None:
+            return
+        if post["kind"] == "approval_closed":
+            await self._close(post["chat_id"], request, f"{request.text()}\n\n{post['text']}")
+            return
+        message_id = await self.platform.send_buttons(
+            post["chat_id"],
+            post["text"],
+            request.buttons(),
+        )
+        await approvals.note_message(self.arq, request.id, message_id)
+
     async def deliver(self, post: dict[str, Any]) -> None:
         platform, limit = self.platform, self.platform.message_limit
         chat_id, kind, text, job = post["chat_id"], post["kind"], post["text"], post.get("job", "")
+        if kind in ("approval", "approval_closed"):
+            await self._approval(post)
+            return
         if kind in ("tool", "thinking", "text"):
             progress = self.progress.setdefault(job, Progress())
             if kind == "thinking":

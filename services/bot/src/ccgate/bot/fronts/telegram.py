@@ -8,10 +8,18 @@ import asyncio
 from typing import Any
 
 from arq import ArqRedis
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from ccgate.bot.fronts.approval_desk import Press
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
 from ccgate.bot.fronts.markdown import telegram_html
 from ccgate.shared.settings import Settings
@@ -30,14 +38,27 @@ class TelegramPlatform:
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         self._bot = app.bot
 
-    async def send(self, chat_id: str, text: str) -> str:
+    async def send(
+        self, chat_id: str, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> str:
         try:
-            sent = await self._bot.send_message(chat_id, telegram_html(text), parse_mode="HTML")
+            sent = await self._bot.send_message(
+                chat_id, telegram_html(text), parse_mode="HTML", reply_markup=markup
+            )
         except BadRequest as exc:  # Telegram could not parse our HTML: the text as it is, then
             if not unparsable(exc):
                 raise
-            sent = await self._bot.send_message(chat_id, text)
+            sent = await self._bot.send_message(chat_id, text, reply_markup=markup)
         return str(sent.message_id)
+
+    async def send_buttons(self, chat_id: str, text: str, buttons: list[tuple[str, str]]) -> str:
+        rows = [[InlineKeyboardButton(label, callback_data=data)] for label, data in buttons]
+        return await self.send(chat_id, text, InlineKeyboardMarkup(rows))
+
+    async def close(self, chat_id: str, message_id: str, text: str) -> None:
+        await self.edit(
+            chat_id, message_id, text
+        )  # an edit without reply_markup drops the keyboard
 
     async def edit(self, chat_id: str, message_id: str, text: str) -> None:
         try:
@@ -83,6 +104,7 @@ class TelegramFront:
         )
         self.core = ChatCore(settings, arq, TelegramPlatform(self.app), allowed)
         self.app.add_handler(MessageHandler(filters.TEXT, self._on_message))
+        self.app.add_handler(CallbackQueryHandler(self._on_press))
 
     async def _on_message(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         chat, message, user = update.effective_chat, update.effective_message, update.effective_user
@@ -91,6 +113,21 @@ class TelegramFront:
         await self.core.handle(
             Incoming(str(chat.id), str(user.id), str(message.message_id), message.text or "")
         )
+
+    async def _on_press(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.message is None:
+            return
+        chat_id, message_id = str(query.message.chat.id), str(query.message.message_id)
+        reply = await self.core.desk.press(
+            Press(chat_id, str(query.from_user.id), message_id, query.data or "")
+        )
+        # Every callback query is answered (the button stops spinning); a refusal as an alert.
+        await query.answer(reply.notice, show_alert=reply.settled is None and reply.say is None)
+        if reply.settled is not None:
+            await self.core.platform.close(chat_id, message_id, reply.settled)
+        if reply.say is not None:
+            await self.core.platform.send(chat_id, reply.say)
 
     async def run(self) -> None:
         async with self.app:
