@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from ccgate.bot.fronts.discord import DiscordFront
 from ccgate.bot.fronts.telegram import TelegramFront
 from tests.e2e.bot_harness import alive, bot_running, settings_for
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
 
@@ -164,3 +166,68 @@ def test_an_unanswered_request_is_denied_and_the_run_goes_on(
     assert any("BOT_APPROVAL_TIMEOUT" in r for r in tool_results(h))
     assert any("no answer within" in t for t in telegram.texts(ANA))
     assert telegram.with_buttons(ANA) == []
+
+
+D_TOKEN = "MTAwMDAw.PLANTED.discord-token"
+D_ANA, D_STRANGER = "4242", "6666"
+D_DM = f"77{D_ANA}"
+
+
+def test_approvals_from_discord(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    """The same through Discord's buttons and interactions: a stranger's press is answered with
+    a note only they see, the owner's updates the message in place; deny with a reason."""
+    redis_url.flush()
+    h = harness_factory("openai")
+    ws = tmp_path / f"discord-{D_ANA}" / "default"
+    h.backend.script(
+        Turn(text="First.", tool_calls=[("Bash", {"command": "touch one.txt"})]),
+        Turn(text="One done."),
+        Turn(text="Again.", tool_calls=[("Bash", {"command": "touch two.txt"})]),
+        Turn(text="Left it."),
+    )
+    with FakeDiscord(D_TOKEN) as discord:
+        settings = settings_for(
+            h,
+            redis_url,
+            tmp_path,
+            discord_bot_token=D_TOKEN,
+            discord_api_base_url=discord.api_url,
+            allowed_discord_user_id=D_ANA,
+            bot_allowed_tools="Read",
+        )
+        presses: dict[str, str] = {}
+
+        async def scenario() -> None:
+            async with bot_running(settings, DiscordFront):
+                await until(discord.identified.is_set, within=30)
+                discord.user_says(D_ANA, "make one.txt")
+                await until(lambda: bool(discord.with_buttons(D_DM)))
+                first = discord.with_buttons(D_DM)[-1]
+                presses["stranger"] = discord.user_presses(D_STRANGER, first, "✅ Allow once")
+                await until(lambda: discord.answer(presses["stranger"]) is not None)
+                presses["once"] = discord.user_presses(D_ANA, first, "✅ Allow once")
+                await until(lambda: "One done." in discord.texts(D_DM))
+                discord.user_says(D_ANA, "make two.txt")
+                await until(lambda: any(int(m) > int(first) for m in discord.with_buttons(D_DM)))
+                second = discord.with_buttons(D_DM)[-1]
+                presses["why"] = discord.user_presses(D_ANA, second, "✍️ Deny with reason")
+                await until(lambda: any(t.startswith("✍️ Why not?") for t in discord.texts(D_DM)))
+                discord.user_says(D_ANA, "not in this folder")
+                await until(lambda: "Left it." in discord.texts(D_DM))
+
+        asyncio.run(scenario())
+    assert (ws / "one.txt").exists() and not (ws / "two.txt").exists()
+    refusal = discord.answer(presses["stranger"])
+    assert refusal is not None and refusal["type"] == 4
+    assert refusal["flags"] == 64  # ephemeral: the stranger alone sees it
+    assert refusal["content"] == (
+        "Only the person who started this run (or an allowed user) can answer."
+    )
+    once = discord.answer(presses["once"])
+    assert once is not None and once["type"] == 7 and once["components"] == []
+    assert "Bash: ✅ allowed once" in once["content"]
+    assert any("not in this folder" in r for r in tool_results(h))
+    assert discord.with_buttons(D_DM) == []
+    assert any("Bash: 🚫 denied — “not in this folder”" in t for t in discord.texts(D_DM))
