@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import ServedApp
@@ -171,11 +171,16 @@ class FakeTelegram(ServedApp):
         self.messages: dict[tuple[str, int], Stored] = {}
         self.early_calls = 0
         self._query_ids = itertools.count(5000)
+        self.files: dict[str, bytes] = {}  # file_id → content (what users sent)
+        self.downloads: list[str] = []  # file_ids the bot downloaded
         self._queries: dict[str, dict[str, Any] | None] = {}  # callback query → its answer
         self._flood_next: tuple[str | None, int] | None = None
         self._flood_until = 0.0
         self.app = Starlette(
-            routes=[Route("/bot{token}/{method}", self._call, methods=["GET", "POST"])]
+            routes=[
+                Route("/bot{token}/{method}", self._call, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._download),
+            ]
         )
 
     @property
@@ -205,6 +210,55 @@ class FakeTelegram(ServedApp):
     def _push(self, update: dict[str, Any]) -> None:
         with self._lock:
             self._updates.append({"update_id": next(self._ids), **update})
+
+    def user_sends(
+        self,
+        user_id: int,
+        kind: str,
+        data: bytes,
+        *,
+        file_name: str | None = None,
+        caption: str | None = None,
+        size: int | None = None,
+    ) -> int:
+        """A voice note, audio file, document or photo from `user_id` (`size` is what Telegram
+        announces, the real size unless the test says otherwise); returns the message id."""
+        file_id = f"file-{next(self._ids)}"
+        self.files[file_id] = data
+        item: dict[str, Any] = {
+            "file_id": file_id,
+            "file_unique_id": "u" + file_id,
+            "file_size": size if size is not None else len(data),
+        }
+        if kind == "voice":
+            item |= {"duration": 2, "mime_type": "audio/ogg"}
+        elif kind in ("document", "audio"):
+            item |= {"file_name": file_name or "file", "mime_type": "application/octet-stream"}
+            if kind == "audio":
+                item["duration"] = 2
+        elif kind == "photo":
+            item = [item | {"width": 90, "height": 90}]  # type: ignore[assignment]
+        message_id = next(self._message_ids)
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            kind: item,
+        }
+        if caption:
+            message["caption"] = caption
+        self._push({"message": message})
+        return message_id
+
+    async def _download(self, request: Request) -> Response:
+        if request.path_params["token"] != self.token:
+            return Response(status_code=401)
+        file_id = request.path_params["path"].rsplit("/", 1)[-1]
+        if file_id not in self.files:
+            return Response(status_code=404)
+        self.downloads.append(file_id)
+        return Response(self.files[file_id], media_type="application/octet-stream")
 
     def user_presses(self, user_id: int, chat_id: int, message_id: int, label: str) -> str:
         """A callback query: `user_id` presses the button whose text starts with `label` on a
@@ -308,6 +362,18 @@ class FakeTelegram(ServedApp):
             return await self._get_updates(params)
         if method in ("sendMessage", "editMessageText", "sendDocument"):
             return self._message(method, params)
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            if file_id not in self.files:
+                raise bad_request("invalid file_id")
+            if len(self.files[file_id]) > 20 * 1024 * 1024:  # the Bot API's download limit
+                raise bad_request("file is too big")
+            return {
+                "file_id": file_id,
+                "file_unique_id": "u" + file_id,
+                "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}",
+            }
         if method == "answerCallbackQuery":
             query_id = str(params.get("callback_query_id"))
             if query_id not in self._queries or self._queries[query_id] is not None:

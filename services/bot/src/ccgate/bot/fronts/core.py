@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from ccgate.bot import approvals, queue, sessions
 from ccgate.bot.fronts.approval_desk import ApprovalDesk
 from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced
+from ccgate.bot.fronts.media import Media, MediaDesk
 from ccgate.bot.workspace import WorkspaceError, list_projects, project_dir, user_root
 from ccgate.shared.settings import Settings
 
@@ -95,6 +96,8 @@ class Incoming:
     user_id: str
     message_id: str
     text: str
+    media: tuple[Media, ...] = ()  # voice notes and files, not fetched yet
+    files: tuple[str, ...] = ()  # saved, relative to the project
 
 
 def interim(text: str) -> str:
@@ -122,6 +125,7 @@ class ChatCore:
         self.allowed = allowed
         self.progress: dict[str, Progress] = {}
         self.desk = ApprovalDesk(arq, platform.name, allowed, settings.bot_approval_timeout)
+        self.media = MediaDesk(settings, arq, platform.name, platform.send)
 
     # -- incoming ----------------------------------------------------------------------------
     async def handle(self, message: Incoming) -> None:
@@ -130,6 +134,11 @@ class ChatCore:
             log.warning("%s: refused a message from user %s", self.platform.name, message.user_id)
             await self.platform.send(message.chat_id, "Sorry, you are not allowed to use this bot.")
             return
+        if message.media:  # fetched only now: a stranger's file is never downloaded
+            taken = await self.media.take(message)
+            if taken is None:
+                return
+            message = taken
         text = message.text.strip()
         reply: str | None
         if not text.startswith(self.platform.command_prefixes) and (
@@ -160,7 +169,7 @@ class ChatCore:
                 "platform": self.platform.name,
                 "chat_id": message.chat_id,
                 "user_id": message.user_id,
-                "text": message.text,
+                "text": await self.media.prompt(message),
                 "message_id": message.message_id,
                 **({"traceparent": carrier["traceparent"]} if "traceparent" in carrier else {}),
             }

@@ -5,10 +5,11 @@ With no ALLOWED_TELEGRAM_USER_ID it refuses to start."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import ArqRedis
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import (
     AIORateLimiter,
@@ -22,6 +23,7 @@ from telegram.ext import (
 from ccgate.bot.fronts.approval_desk import Press
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
 from ccgate.bot.fronts.markdown import telegram_html
+from ccgate.bot.fronts.media import FILE, VOICE, Media
 from ccgate.shared.settings import Settings
 
 
@@ -86,6 +88,33 @@ class TelegramPlatform:
         await self._bot.send_document(chat_id, document=data, filename=filename)
 
 
+def _media(message: Message) -> list[Media]:
+    """What the message carries besides text; downloaded only when the core asks."""
+    found: list[tuple[str, Any, str, str]] = []  # kind, Telegram file, name, mime
+    if message.voice:
+        found.append((VOICE, message.voice, "voice.ogg", message.voice.mime_type or "audio/ogg"))
+    if message.audio:
+        audio = message.audio
+        found.append((VOICE, audio, audio.file_name or "audio", audio.mime_type or "audio/mpeg"))
+    if message.document:
+        document = message.document
+        name = document.file_name or "file"
+        found.append((FILE, document, name, document.mime_type or "application/octet-stream"))
+    if message.photo:  # the sizes of one photo: the largest
+        photo = message.photo[-1]
+        found.append((FILE, photo, f"photo-{message.message_id}.jpg", "image/jpeg"))
+
+    def fetcher(item: Any) -> Callable[[], Awaitable[bytes]]:
+        async def fetch() -> bytes:
+            return bytes(await (await item.get_file()).download_as_bytearray())
+
+        return fetch
+
+    return [
+        Media(kind, name, mime, item.file_size, fetcher(item)) for kind, item, name, mime in found
+    ]
+
+
 class TelegramFront:
     def __init__(self, settings: Settings, arq: ArqRedis) -> None:
         allowed = allowed_users(settings.allowed_telegram_user_id, "ALLOWED_TELEGRAM_USER_ID")
@@ -103,15 +132,22 @@ class TelegramFront:
             .build()
         )
         self.core = ChatCore(settings, arq, TelegramPlatform(self.app), allowed)
-        self.app.add_handler(MessageHandler(filters.TEXT, self._on_message))
+        self.app.add_handler(
+            MessageHandler(
+                filters.TEXT | filters.VOICE | filters.AUDIO | filters.Document.ALL | filters.PHOTO,
+                self._on_message,
+            )
+        )
         self.app.add_handler(CallbackQueryHandler(self._on_press))
 
     async def _on_message(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         chat, message, user = update.effective_chat, update.effective_message, update.effective_user
         if chat is None or message is None or user is None:
             return
+        text = message.text or message.caption or ""
+        media = tuple(_media(message))
         await self.core.handle(
-            Incoming(str(chat.id), str(user.id), str(message.message_id), message.text or "")
+            Incoming(str(chat.id), str(user.id), str(message.message_id), text, media)
         )
 
     async def _on_press(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
