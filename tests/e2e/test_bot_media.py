@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from ccgate.bot.attachments import safe_name
+from ccgate.bot.fronts.discord import DiscordFront
 from ccgate.bot.fronts.telegram import TelegramFront
 from tests.e2e.bot_harness import bot_running, settings_for
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.transcription import FakeTranscription
 from tests.redis_server import RedisServer
@@ -144,3 +146,48 @@ def test_voice_notes_files_and_photos(
 )
 def test_upload_names_are_sanitised(given: str, saved: str) -> None:
     assert safe_name(given) == saved
+
+
+D_TOKEN = "MTAwMDAw.PLANTED.discord-token"
+D_ANA = "4242"
+
+
+def test_discord_voice_messages_and_files(
+    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+) -> None:
+    """The same on Discord: a voice message (flag IS_VOICE_MESSAGE, OGG/Opus attachment) and a
+    file attached to a message, fetched from the attachment's URL."""
+    redis_url.flush()
+    h = harness_factory("openai")
+    ws = tmp_path / "ws"
+    project = ws / f"discord-{D_ANA}" / "default"
+    h.backend.script(Turn(text="Heard you."), Turn(text="Read the notes."))
+    with FakeDiscord(D_TOKEN) as discord, FakeTranscription(SPOKEN, STT_KEY) as stt:
+        settings = settings_for(
+            h,
+            redis_url,
+            ws,
+            discord_bot_token=D_TOKEN,
+            discord_api_base_url=discord.api_url,
+            allowed_discord_user_id=D_ANA,
+            transcription_base_url=stt.url,
+            transcription_api_key=STT_KEY,
+        )
+        dm = f"77{D_ANA}"
+
+        async def scenario() -> None:
+            async with bot_running(settings, DiscordFront):
+                await until(discord.identified.is_set, within=30)
+                discord.user_says(D_ANA, "", attachments={"voice-message.ogg": note}, voice=True)
+                await until(lambda: "Heard you." in discord.texts(dm))
+                discord.user_says(D_ANA, "summarise these", attachments={"notes.txt": b"n1\n"})
+                await until(lambda: "Read the notes." in discord.texts(dm))
+
+        note = voice_note(tmp_path)
+        asyncio.run(scenario())
+    assert [(x.codec, x.model) for x in stt.heard] == [("opus", "whisper-1")]
+    assert f"🎙️ “{SPOKEN}”" in discord.texts(dm)
+    assert SPOKEN in prompt_of(h, 0)
+    assert (project / "uploads" / "notes.txt").read_bytes() == b"n1\n"
+    assert "(Attached, in the project: uploads/notes.txt)" in prompt_of(h, 1)
+    assert len(discord.downloads) == 2

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -78,6 +78,8 @@ class FakeDiscord(ServedApp):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sequence = itertools.count(1)
         self.messages: dict[str, dict[str, Any]] = {}  # the bot's messages, as they are now
+        self.files: dict[str, bytes] = {}  # attachment id → content, on the fake's CDN
+        self.downloads: list[str] = []
         self._interactions: dict[str, Pressed] = {}
         self.app = Starlette(
             routes=[
@@ -94,6 +96,7 @@ class FakeDiscord(ServedApp):
                     self._interaction_callback,
                     methods=["POST"],
                 ),
+                Route("/attachments/{channel}/{attachment}/{name}", self._cdn),
                 WebSocketRoute("/gateway", self._gateway),
             ]
         )
@@ -104,13 +107,31 @@ class FakeDiscord(ServedApp):
 
     # -- the test's side ---------------------------------------------------------------------
     def user_says(
-        self, user_id: str, text: str, channel_id: str | None = None, mention_bot: bool = False
+        self,
+        user_id: str,
+        text: str,
+        channel_id: str | None = None,
+        mention_bot: bool = False,
+        attachments: dict[str, bytes] | None = None,
+        voice: bool = False,
     ) -> str:
         """A MESSAGE_CREATE from `user_id`: a DM when no channel is given, else a message in
-        that server channel (mentioning the bot if asked); returns its id."""
+        that server channel (mentioning the bot if asked), with files (name → content) on
+        the fake's CDN — a voice message when `voice`; returns its id."""
         assert self._loop is not None and self._events is not None, "the bot is not connected"
         message_id = str(next(self._ids))
         message = self._message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
+        for name, data in (attachments or {}).items():
+            attachment_id = str(next(self._ids))
+            self.files[attachment_id] = data
+            url = f"{self.server_url}/attachments/{message['channel_id']}/{attachment_id}/{name}"
+            item = {"id": attachment_id, "filename": name, "size": len(data), "url": url}
+            item |= {"proxy_url": url, "content_type": "audio/ogg" if voice else "text/plain"}
+            if voice:
+                item |= {"duration_secs": 2.0, "waveform": "AAAA"}
+            message["attachments"].append(item)
+        if voice:
+            message["flags"] = 1 << 13  # IS_VOICE_MESSAGE
         if channel_id:
             message["guild_id"] = GUILD_ID
         if mention_bot:
@@ -179,6 +200,13 @@ class FakeDiscord(ServedApp):
         return [s["content"] for s in self.sent if s["channel_id"] == channel_id and s["content"]]
 
     # -- REST ----------------------------------------------------------------------------------
+    async def _cdn(self, request: Request) -> Response:
+        attachment = request.path_params["attachment"]
+        if attachment not in self.files:
+            return Response(status_code=404)
+        self.downloads.append(attachment)
+        return Response(self.files[attachment], media_type="application/octet-stream")
+
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bot {self.token}"
 

@@ -18,6 +18,7 @@ from discord.http import Route
 
 from ccgate.bot.fronts.approval_desk import Press
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
+from ccgate.bot.fronts.media import FILE, VOICE, Media
 from ccgate.shared.settings import Settings
 
 DEFAULT_API = "https://discord.com/api/v10"
@@ -99,8 +100,20 @@ class DiscordFront:
                 self.channels
             ):
                 return  # (a thread counts as its parent channel)
+        media = tuple(
+            Media(
+                VOICE
+                if a.is_voice_message() or (a.content_type or "").startswith("audio/")
+                else FILE,
+                a.filename,
+                a.content_type or "application/octet-stream",
+                a.size,
+                a.read,
+            )
+            for a in message.attachments
+        )
         await self.core.handle(
-            Incoming(str(message.channel.id), str(message.author.id), str(message.id), text)
+            Incoming(str(message.channel.id), str(message.author.id), str(message.id), text, media)
         )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
