@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 import orjson
 from arq import ArqRedis
 from opentelemetry import propagate, trace
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ccgate.bot import approvals, queue, sessions
 from ccgate.bot.fronts.approval_desk import ApprovalDesk
+from ccgate.bot.fronts.edge_views import limiter_line, usage_text
 from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced
 from ccgate.bot.fronts.media import Media, MediaDesk
 from ccgate.bot.workspace import WorkspaceError, list_projects, project_dir, user_root
@@ -34,7 +34,8 @@ MAX_PIECES = 4  # a longer answer goes as a file
 HELP = (
     "Send me a task and I run it with Claude Code in your workspace.\n"
     "/new starts a fresh session · /stop cancels · /status shows what runs · "
-    "/model opus|sonnet|haiku · /project [name] lists or picks a project"
+    "/model opus|sonnet|haiku · /project [name] lists or picks a project · /usage shows "
+    "your requests and tokens"
 )
 
 
@@ -211,6 +212,8 @@ class ChatCore:
             return f"Model tier: {choice}."
         if name == "project":
             return await self.project(args, message)
+        if name == "usage":
+            return await usage_text(self.settings, f"{platform}:{message.user_id}")
         return f"Unknown command /{name}. {HELP}"
 
     async def project(self, args: list[str], message: Incoming) -> str:
@@ -240,30 +243,9 @@ class ChatCore:
             f"model: {state.model or 'default'}",
             *(await queue.describe_chat_jobs(self.arq, self.platform.name, message.chat_id)),
             f"jobs waiting across all chats: {await queue.waiting_total(self.arq)}",
-            await self.limiter_line(),
+            await limiter_line(self.settings),
         ]
         return "\n".join(lines)
-
-    async def limiter_line(self) -> str:
-        """The providers' quota as the edge sees it (the bot reaches the edge over HTTP only)."""
-        key = self.settings.ccgate_bot_api_key
-        headers = {"x-api-key": key.get_secret_value()} if key else {}
-        try:
-            async with httpx.AsyncClient(timeout=3, trust_env=False) as http:
-                response = await http.get(
-                    self.settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter", headers=headers
-                )
-            if response.status_code != 200:
-                # e.g. 404 when the edge serves /ccgate/* on its CCGATE_ADMIN_PORT only
-                return f"limiter: the edge answered {response.status_code} at {response.url.path}"
-            providers: dict[str, Any] = response.json().get("providers", {})
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return "limiter: the edge did not answer"
-        parts = [
-            f"{name} {p.get('in_flight', 0)} running, {p.get('queued', 0)} queued"
-            for name, p in sorted(providers.items())
-        ]
-        return "limiter: " + ("; ".join(parts) if parts else "idle")
 
     # -- the workers' progress ---------------------------------------------------------------
     async def relay_outbox(self) -> None:
