@@ -7,7 +7,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
 
-.PHONY: bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
+.PHONY: bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -21,6 +21,10 @@ serve: deps
 redis-deps:
 	@(command -v redis-server && command -v redis-cli) >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq redis-server redis-tools >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
 
+# The bot's voice-note test makes a real voice note (espeak-ng speaks, ffmpeg encodes Opus).
+audio-deps:
+	@command -v espeak-ng >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq espeak-ng ffmpeg >/dev/null)
+
 e2e-deps:
 	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error; else echo "npm not found: the Claude Code e2e tests will be reported as not run"; fi
 
@@ -31,7 +35,7 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-pytest: deps redis-deps e2e-deps
+pytest: deps redis-deps e2e-deps audio-deps
 	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

@@ -23,14 +23,14 @@ from tests.redis_server import RedisServer
 
 
 def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
+    values: dict[str, Any] = {"bot_allowed_tools": "Write,Bash,Read", **extra}
     return Settings(
         _env_file=None,
         redis_url=redis.url,
         ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
         claude_bin=claude_path(),
         claude_workspace=str(workspace),
-        bot_allowed_tools="Write,Bash,Read",
-        **extra,
+        **values,
     )
 
 

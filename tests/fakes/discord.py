@@ -10,12 +10,13 @@ import asyncio
 import itertools
 import json
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -24,6 +25,22 @@ from tests.fakes.server import ServedApp
 API = "/api/v10"
 BOT_ID = "900000000000000001"
 GUILD_ID = "800000000000000001"
+
+
+def _check_components(components: Any) -> JSONResponse | None:
+    """Discord's rules for message buttons: action rows (type 1) of at most 5 buttons (type 2),
+    each with a label (max 80) and a custom_id (1-100 characters)."""
+    for row in components or []:
+        buttons = row.get("components", []) if row.get("type") == 1 else None
+        if buttons is None or not 1 <= len(buttons) <= 5:
+            return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
+        for button in buttons:
+            label, custom_id = str(button.get("label", "")), str(button.get("custom_id", ""))
+            if button.get("type") != 2 or len(label) > 80 or not 1 <= len(custom_id) <= 100:
+                return JSONResponse(
+                    {"message": "Invalid Form Body", "code": 50035}, status_code=400
+                )
+    return None
 
 
 def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
@@ -40,6 +57,16 @@ def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
 BOT_USER = user(BOT_ID, "ccgate", bot=True)
 
 
+@dataclass
+class Pressed:
+    """An interaction the fake sent, and the bot's response to it (None: not yet)."""
+
+    token: str
+    message_id: str
+    channel_id: str
+    answer: dict[str, Any] | None = None
+
+
 class FakeDiscord(ServedApp):
     def __init__(self, token: str) -> None:
         self.token = token
@@ -50,6 +77,10 @@ class FakeDiscord(ServedApp):
         self._events: asyncio.Queue[dict[str, Any]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sequence = itertools.count(1)
+        self.messages: dict[str, dict[str, Any]] = {}  # the bot's messages, as they are now
+        self.files: dict[str, bytes] = {}  # attachment id → content, on the fake's CDN
+        self.downloads: list[str] = []
+        self._interactions: dict[str, Pressed] = {}
         self.app = Starlette(
             routes=[
                 Route(API + "/users/@me", self._me),
@@ -60,6 +91,12 @@ class FakeDiscord(ServedApp):
                 Route(
                     API + "/channels/{channel}/messages/{message}", self._edit, methods=["PATCH"]
                 ),
+                Route(
+                    API + "/interactions/{interaction}/{token}/callback",
+                    self._interaction_callback,
+                    methods=["POST"],
+                ),
+                Route("/attachments/{channel}/{attachment}/{name}", self._cdn),
                 WebSocketRoute("/gateway", self._gateway),
             ]
         )
@@ -70,25 +107,106 @@ class FakeDiscord(ServedApp):
 
     # -- the test's side ---------------------------------------------------------------------
     def user_says(
-        self, user_id: str, text: str, channel_id: str | None = None, mention_bot: bool = False
+        self,
+        user_id: str,
+        text: str,
+        channel_id: str | None = None,
+        mention_bot: bool = False,
+        attachments: dict[str, bytes] | None = None,
+        voice: bool = False,
     ) -> str:
         """A MESSAGE_CREATE from `user_id`: a DM when no channel is given, else a message in
-        that server channel (mentioning the bot if asked); returns its id."""
+        that server channel (mentioning the bot if asked), with files (name → content) on
+        the fake's CDN — a voice message when `voice`; returns its id."""
         assert self._loop is not None and self._events is not None, "the bot is not connected"
         message_id = str(next(self._ids))
         message = self._message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
+        for name, data in (attachments or {}).items():
+            attachment_id = str(next(self._ids))
+            self.files[attachment_id] = data
+            url = f"{self.server_url}/attachments/{message['channel_id']}/{attachment_id}/{name}"
+            item = {"id": attachment_id, "filename": name, "size": len(data), "url": url}
+            item |= {"proxy_url": url, "content_type": "audio/ogg" if voice else "text/plain"}
+            if voice:
+                item |= {"duration_secs": 2.0, "waveform": "AAAA"}
+            message["attachments"].append(item)
+        if voice:
+            message["flags"] = 1 << 13  # IS_VOICE_MESSAGE
         if channel_id:
             message["guild_id"] = GUILD_ID
         if mention_bot:
             message["content"] = f"<@{BOT_ID}> {text}"
             message["mentions"] = [BOT_USER]
-        self._loop.call_soon_threadsafe(self._events.put_nowait, message)
+        self._loop.call_soon_threadsafe(
+            self._events.put_nowait, {"t": "MESSAGE_CREATE", "d": message}
+        )
         return message_id
+
+    def user_presses(self, user_id: str, message_id: str, label: str) -> str:
+        """An INTERACTION_CREATE: `user_id` presses the button whose label starts with `label`
+        on a message of the bot's (only a button that is there can be pressed); returns the
+        interaction's id."""
+        assert self._loop is not None and self._events is not None, "the bot is not connected"
+        message = self.messages[message_id]
+        buttons = [c for row in message["components"] for c in row["components"]]
+        custom_id = next(b["custom_id"] for b in buttons if b["label"].startswith(label))
+        interaction_id, token = str(next(self._ids)), f"token-{next(self._ids)}"
+        channel_id = message["channel_id"]
+        self._interactions[interaction_id] = Pressed(token, message_id, channel_id)
+        interaction: dict[str, Any] = {
+            "id": interaction_id,
+            "application_id": BOT_ID,
+            "type": 3,  # MESSAGE_COMPONENT
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "channel_id": channel_id,
+            "token": token,
+            "version": 1,
+            "message": message,
+            "locale": "en-US",
+            "app_permissions": "0",
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        if channel_id.startswith("77"):  # a DM (see user_says)
+            interaction |= {"channel": {"id": channel_id, "type": 1}, "user": user(user_id, "u")}
+            interaction |= {"context": 1, "authorizing_integration_owners": {"1": user_id}}
+        else:
+            member = {"user": user(user_id, "u"), "roles": [], "joined_at": message["timestamp"]}
+            member |= {"deaf": False, "mute": False, "flags": 0, "permissions": "0"}
+            interaction |= {"guild_id": GUILD_ID, "member": member, "context": 0}
+            interaction |= {"channel": {"id": channel_id, "type": 0, "guild_id": GUILD_ID}}
+            interaction |= {"authorizing_integration_owners": {"0": GUILD_ID}}
+        self._loop.call_soon_threadsafe(
+            self._events.put_nowait, {"t": "INTERACTION_CREATE", "d": interaction}
+        )
+        return interaction_id
+
+    def answer(self, interaction_id: str) -> dict[str, Any] | None:
+        """How the bot answered an interaction (None: not yet)."""
+        return self._interactions[interaction_id].answer
+
+    def with_buttons(self, channel_id: str) -> list[str]:
+        """The bot's messages in the channel that show buttons now."""
+        return sorted(
+            (
+                m["id"]
+                for m in self.messages.values()
+                if m["channel_id"] == channel_id and m["components"]
+            ),
+            key=int,
+        )
 
     def texts(self, channel_id: str) -> list[str]:
         return [s["content"] for s in self.sent if s["channel_id"] == channel_id and s["content"]]
 
     # -- REST ----------------------------------------------------------------------------------
+    async def _cdn(self, request: Request) -> Response:
+        attachment = request.path_params["attachment"]
+        if attachment not in self.files:
+            return Response(status_code=404)
+        self.downloads.append(attachment)
+        return Response(self.files[attachment], media_type="application/octet-stream")
+
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bot {self.token}"
 
@@ -162,21 +280,88 @@ class FakeDiscord(ServedApp):
         payload, filename = await self._payload(request)
         channel, message_id = request.path_params["channel"], str(next(self._ids))
         content = payload.get("content") or ""
+        if error := _check_components(payload.get("components")):
+            return error
         self.sent.append(
             {"op": "send", "channel_id": channel, "content": content, "file": filename}
         )
-        return JSONResponse(self._message(message_id, channel, BOT_USER, content))
+        message = self._message(message_id, channel, BOT_USER, content)
+        message["components"] = payload.get("components") or []
+        self.messages[message_id] = message
+        return JSONResponse(message)
 
     async def _edit(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
             return self._unauthorized()
         payload, _ = await self._payload(request)
         channel, message_id = request.path_params["channel"], request.path_params["message"]
-        content = payload.get("content") or ""
+        message = self.messages.get(message_id)
+        if message is None or message["channel_id"] != channel:
+            return JSONResponse({"message": "Unknown Message", "code": 10008}, status_code=404)
+        self._update(message, payload)
         self.sent.append(
-            {"op": "edit", "channel_id": channel, "content": content, "message_id": message_id}
+            {
+                "op": "edit",
+                "channel_id": channel,
+                "content": message["content"],
+                "message_id": message_id,
+            }
         )
-        return JSONResponse(self._message(message_id, channel, BOT_USER, content))
+        return JSONResponse(message)
+
+    @staticmethod
+    def _update(message: dict[str, Any], payload: dict[str, Any]) -> None:
+        """A PATCH changes only the fields it names."""
+        if "content" in payload:
+            message["content"] = payload["content"] or ""
+        if "components" in payload:
+            message["components"] = payload["components"] or []
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+
+    async def _interaction_callback(self, request: Request) -> JSONResponse:
+        """Discord's interaction response: once per interaction, with its token (no bot
+        authorization needed). 4: a new message (flags 64: seen by the presser alone), 6: a
+        deferred update, 7: the button's message updated in place."""
+        interaction_id, token = request.path_params["interaction"], request.path_params["token"]
+        pressed = self._interactions.get(interaction_id)
+        if pressed is None or pressed.token != token:
+            return JSONResponse({"message": "Unknown interaction", "code": 10062}, status_code=404)
+        if pressed.answer is not None:
+            return JSONResponse(
+                {"message": "Interaction has already been acknowledged.", "code": 40060},
+                status_code=400,
+            )
+        payload, _ = await self._payload(request)
+        kind, data = payload.get("type"), payload.get("data") or {}
+        if kind not in (4, 5, 6, 7) or _check_components(data.get("components")):
+            return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
+        pressed.answer = {"type": kind, **data}
+        if kind in (6, 7):
+            message = self.messages[pressed.message_id]
+            self._update(message, data)
+            self.sent.append(
+                {
+                    "op": "edit",
+                    "channel_id": message["channel_id"],
+                    "content": message["content"],
+                    "message_id": message["id"],
+                }
+            )
+        else:
+            content = data.get("content") or ""
+            message = self._message(str(next(self._ids)), pressed.channel_id, BOT_USER, content)
+            message["flags"] = int(data.get("flags") or 0)
+        body = {
+            "interaction": {
+                "id": interaction_id,
+                "type": 3,
+                "response_message_id": message["id"],
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64),
+            },
+            "resource": {"type": kind, "message": message},
+        }
+        return JSONResponse(body)
 
     # -- the gateway ---------------------------------------------------------------------------
     async def _gateway(self, ws: WebSocket) -> None:
@@ -188,7 +373,7 @@ class FakeDiscord(ServedApp):
         try:
             while True:
                 event = await self._events.get()
-                await self._dispatch(ws, "MESSAGE_CREATE", event)
+                await self._dispatch(ws, event["t"], event["d"])
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:

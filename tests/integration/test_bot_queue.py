@@ -11,6 +11,7 @@ import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix
+from arq.jobs import Job
 
 from ccgate.bot import liveness, queue
 from tests.redis_server import RedisServer, redis_server
@@ -103,5 +104,29 @@ async def test_an_owner_key_is_refreshed_while_the_job_runs(
         async with liveness.holding(pool, "long", "worker-1"):
             await asyncio.sleep(2.5)  # well past one TTL
             assert await pool.get(liveness.owner_key("long")) == b"worker-1"
+    finally:
+        await pool.aclose()
+
+
+async def test_the_cap_and_the_enqueue_are_one_step(redis: RedisServer) -> None:
+    """Messages arriving in the same instant: the cap holds (checked and enqueued in one
+    script), and the job is scored as the fair order says."""
+    redis.flush()
+    pool = await create_pool(RedisSettings.from_dsn(redis.url))
+    try:
+        outcomes = await asyncio.gather(
+            *(queue.enqueue(pool, message("cy", f"c{i}"), f"c{i}", 2, 600) for i in range(8))
+        )
+        assert sum(isinstance(o, queue.Enqueued) for o in outcomes) == 2
+        assert sum(isinstance(o, queue.Refused) for o in outcomes) == 6
+        assert len(await pool.zrange(queue.QUEUE, 0, -1)) == 2
+        # Each job's score: its enqueue time, moved by the user's jobs already in flight.
+        for job_id in [raw.decode() for raw in await pool.zrange(queue.QUEUE, 0, -1)]:
+            info = await Job(job_id, pool, _queue_name=queue.QUEUE).info()
+            assert info is not None and info.args == (message("cy", job_id),)
+            ahead = next(o.ahead_of_yours for o in outcomes if getattr(o, "job_id", "") == job_id)
+            enqueued_ms = round(info.enqueue_time.timestamp() * 1000)
+            score = await pool.zscore(queue.QUEUE, job_id)
+            assert score == queue.fair_score_ms(enqueued_ms, ahead)
     finally:
         await pool.aclose()

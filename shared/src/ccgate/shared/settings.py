@@ -123,11 +123,19 @@ class Settings(BaseSettings):
     bot_worker_concurrency: int = 2  # Claude Code processes per worker
     bot_job_timeout: float = 1800.0  # seconds a single run may take
     bot_user_queue_cap: int = 3  # queued or running jobs per chat
-    bot_permission_mode: str = "acceptEdits"
-    bot_allowed_tools: str = (
-        "Read,Edit,Write,Glob,Grep,LS,Bash(git status:*),Bash(git diff:*),Bash(ls:*)"
-    )
+    # ask: what BOT_ALLOWED_TOOLS does not cover is asked in the chat (buttons), unanswered
+    # after BOT_APPROVAL_TIMEOUT seconds = denied; or a Claude Code mode (acceptEdits, plan, …)
+    bot_permission_mode: str = "ask"
+    bot_approval_timeout: float = 600.0
+    bot_allowed_tools: str = "Read,Glob,Grep,LS,Bash(git status:*),Bash(git diff:*),Bash(ls:*)"
     bot_skip_permissions: bool = False
+    # Voice notes: an OpenAI-compatible /v1/audio/transcriptions server (whisper.cpp, speaches,
+    # NIM, OpenAI, …); unset = voice notes are refused with a hint. Files sent to the bot land
+    # in the user's project (uploads/), up to BOT_UPLOAD_MAX_BYTES each.
+    transcription_base_url: str | None = None
+    transcription_api_key: SecretStr | None = None
+    transcription_model: str = "whisper-1"
+    bot_upload_max_bytes: int = 20 * 1024 * 1024
 
     @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")
     @classmethod

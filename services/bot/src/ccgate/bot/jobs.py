@@ -123,6 +123,7 @@ async def _turn(
             user_label=f"{platform}:{user_id}",
             on_item=relay,
             traceparent=carrier.get("traceparent"),
+            chat={"platform": platform, "chat_id": chat_id, "owner": user_id, "job": job},
         )
     except TimeoutError:
         span.end()

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from arq import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
-from arq.jobs import Job, JobStatus
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import Job, JobStatus, serialize_job
 
 QUEUE = "ccgate:bot:queue"
 STEP_MS = 10 * 60 * 1000  # one job of yours in flight counts as ten minutes of waiting
@@ -68,29 +67,66 @@ async def live_jobs(arq: ArqRedis, key: str) -> list[str]:
     return sorted(live)
 
 
+# The cap and the enqueue in one step: two messages in the same instant cannot both see room
+# for one more. KEYS: user set, chat set, queue, job key. ARGV: job id, serialized job,
+# cap, now (ms), step (ms), max steps, set ttl (s), job expiry margin (ms), key prefixes
+# (result, in-progress, job). A job is live as arq sees it: no result yet, and running or
+# still in the queue.
+_ENQUEUE = """
+local user_set, chat_set, queue, job_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local job_id, cap, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local step, max_steps, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local result_prefix, running_prefix, job_prefix = ARGV[9], ARGV[10], ARGV[11]
+local live = 0
+for _, id in ipairs(redis.call('SMEMBERS', user_set)) do
+  local alive = redis.call('EXISTS', result_prefix .. id) == 0 and
+    (redis.call('EXISTS', running_prefix .. id) == 1 or redis.call('ZSCORE', queue, id))
+  if alive then live = live + 1 else redis.call('SREM', user_set, id) end
+end
+if redis.call('EXISTS', job_key, result_prefix .. job_id) > 0 then return {'duplicate', live} end
+if live >= cap then return {'refused', live} end
+local score = now - max_steps * step + math.min(live, max_steps) * step
+redis.call('SET', job_key, ARGV[2], 'PX', score - now + tonumber(ARGV[8]))
+redis.call('ZADD', queue, score, job_id)
+for _, key in ipairs({user_set, chat_set}) do
+  redis.call('SADD', key, job_id)
+  redis.call('EXPIRE', key, ttl)
+end
+return {'enqueued', live}
+"""
+JOB_EXPIRY_MARGIN_MS = 24 * 3600 * 1000  # arq's own: a job not started within a day expires
+
+
 async def enqueue(
     arq: ArqRedis, request: dict[str, str], job_id: str, user_cap: int, ttl: int
 ) -> Enqueued | Refused | Duplicate:
     platform, user_id, chat_id = request["platform"], request["user_id"], request["chat_id"]
-    mine = await live_jobs(arq, user_jobs_key(platform, user_id))
-    if job_id in mine:
-        return Duplicate(job_id)
-    if len(mine) >= user_cap:
-        return Refused(len(mine))
-    score = fair_score_ms(int(time.time() * 1000), len(mine))
-    job = await arq.enqueue_job(
-        "run_claude",
-        request,
-        _job_id=job_id,  # the message's identity: a redelivered update enqueues nothing new
-        _queue_name=QUEUE,
-        _defer_until=datetime.fromtimestamp(score / 1000, UTC),
+    now_ms = int(time.time() * 1000)
+    job = serialize_job("run_claude", (request,), {}, None, now_ms, serializer=arq.job_serializer)
+    outcome, live = await arq.eval(  # type: ignore[misc]
+        _ENQUEUE,
+        4,
+        user_jobs_key(platform, user_id),
+        chat_jobs_key(platform, chat_id),
+        QUEUE,
+        job_key_prefix + job_id,
+        job_id,
+        job,  # type: ignore[arg-type]  # bytes: the pickled job, as arq stores it
+        str(user_cap),
+        str(now_ms),
+        str(STEP_MS),
+        str(MAX_STEPS),
+        str(ttl),
+        str(JOB_EXPIRY_MARGIN_MS),
+        result_key_prefix,
+        in_progress_key_prefix,
+        job_key_prefix,
     )
-    if job is None:
+    if outcome == b"duplicate":
         return Duplicate(job_id)
-    for key in (user_jobs_key(platform, user_id), chat_jobs_key(platform, chat_id)):
-        await arq.sadd(key, job_id)  # type: ignore[misc]
-        await arq.expire(key, ttl)
-    return Enqueued(job_id, len(mine))
+    if outcome == b"refused":
+        return Refused(int(live))
+    return Enqueued(job_id, int(live))
 
 
 async def _snapshot(arq: ArqRedis) -> tuple[list[str], set[str]]:

@@ -9,15 +9,20 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
+from ccgate.bot.approvals import PROMPT_TOOL, SERVER_NAME
 from ccgate.bot.guard import kill_tree
 from ccgate.bot.streamjson import Finished, Item, Started, parse_line
 from ccgate.shared.settings import Settings
 
 KILL_GRACE = 3.0
+ASK = "ask"  # BOT_PERMISSION_MODE: what is not allowed up front is asked in the chat
 
 
 @dataclass
@@ -37,8 +42,16 @@ def claude_binary(settings: Settings) -> str:
     return binary
 
 
+def asks_the_chat(settings: Settings) -> bool:
+    return not settings.bot_skip_permissions and settings.bot_permission_mode == ASK
+
+
 def command(
-    settings: Settings, prompt: str, session_id: str | None, model: str | None
+    settings: Settings,
+    prompt: str,
+    session_id: str | None,
+    model: str | None,
+    approval_config: Path | None = None,
 ) -> list[str]:
     argv = [claude_binary(settings), "-p", prompt, "--output-format", "stream-json", "--verbose"]
     if session_id:
@@ -47,11 +60,43 @@ def command(
         argv += ["--model", model]
     if settings.bot_skip_permissions:
         argv.append("--dangerously-skip-permissions")
+        return argv
+    if approval_config is not None:
+        # Ask mode: what the allowlist does not cover is asked in the chat (approval_server).
+        argv += ["--permission-mode", "default", "--permission-prompt-tool", PROMPT_TOOL]
+        argv += ["--mcp-config", str(approval_config), "--strict-mcp-config"]
     else:
         argv += ["--permission-mode", settings.bot_permission_mode]
-        if settings.bot_allowed_tools:
-            argv += ["--allowedTools", settings.bot_allowed_tools]
+    if settings.bot_allowed_tools:
+        argv += ["--allowedTools", settings.bot_allowed_tools]
     return argv
+
+
+@contextlib.contextmanager
+def approval_config(settings: Settings, chat: dict[str, str] | None) -> Iterator[Path | None]:
+    """The MCP config naming this run's approval server, in a private directory that goes
+    when the run ends (it holds the Redis URL, so not in the workspace, not on argv)."""
+    if chat is None or not asks_the_chat(settings):
+        yield None
+        return
+    if not settings.redis_url:
+        raise RuntimeError("BOT_PERMISSION_MODE=ask needs REDIS_URL")
+    with tempfile.TemporaryDirectory(prefix="ccgate-approval-") as private:
+        server_config = Path(private) / "server.json"
+        server_config.write_bytes(
+            orjson.dumps(
+                {**chat, "redis_url": settings.redis_url, "timeout": settings.bot_approval_timeout}
+            )
+        )
+        mcp_config = Path(private) / "mcp.json"
+        server = {
+            "command": sys.executable,
+            "args": ["-m", "ccgate.bot.approval_server", str(server_config)],
+            # the CLI's own per-call limit (ms), above the chat's wait
+            "timeout": int((settings.bot_approval_timeout + 120) * 1000),
+        }
+        mcp_config.write_bytes(orjson.dumps({"mcpServers": {SERVER_NAME: server}}))
+        yield mcp_config
 
 
 def environment(
@@ -91,15 +136,35 @@ async def run_turn(
     user_label: str,
     on_item: Callable[[Item], Awaitable[None]],
     traceparent: str | None = None,
+    chat: dict[str, str] | None = None,
+) -> RunResult:
+    """`chat` (platform, chat_id, owner, job) is where permission requests are asked, in ask
+    mode."""
+    with approval_config(settings, chat) as config:
+        return await _run(
+            settings,
+            command(settings, prompt, session_id, model, config),
+            cwd,
+            environment(settings, home, user_label, traceparent),
+            on_item,
+        )
+
+
+async def _run(
+    settings: Settings,
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    on_item: Callable[[Item], Awaitable[None]],
 ) -> RunResult:
     # Through the guard: if this worker dies, even by SIGKILL, the CLI and its tools die too.
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ccgate.bot.guard",
-        *command(settings, prompt, session_id, model),
+        *argv,
         cwd=cwd,
-        env=environment(settings, home, user_label, traceparent),
+        env=env,
         stdin=asyncio.subprocess.PIPE,  # held open for the run; closing it tells the guard to end
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -42,10 +42,17 @@ async def update(redis: Any, platform: str, chat_id: str, **fields: str | None) 
 
 
 async def post(
-    redis: Any, platform: str, chat_id: str, kind: str, text: str, job: str = ""
+    redis: Any, platform: str, chat_id: str, kind: str, text: str, job: str = "", **extra: str
 ) -> None:
     """A line of progress for the front end to send (it owns the platform connection)."""
-    payload = {"platform": platform, "chat_id": chat_id, "kind": kind, "text": text, "job": job}
+    payload = {
+        "platform": platform,
+        "chat_id": chat_id,
+        "kind": kind,
+        "text": text,
+        "job": job,
+        **extra,
+    }
     await redis.xadd(
         OUTBOX, {"data": orjson.dumps(payload)}, maxlen=OUTBOX_MAXLEN, approximate=True
     )

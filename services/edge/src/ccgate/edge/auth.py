@@ -4,6 +4,7 @@ identity the limiter and traces use."""
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,18 +79,29 @@ def metadata_user(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     return raw, parsed if isinstance(parsed, dict) else {}
 
 
+CHAT_USER_SEP = "@"  # "<key>@<chat user>": a bucket of a key that fans out per chat user
+_UNSAFE_CHAT_USER = re.compile(r"[^A-Za-z0-9:._-]")
+
+
+def chat_user_of(headers: Mapping[str, str] | None) -> str:
+    """Who a bot run acts for, as a plain label (it ends up in usage rows and limiter keys)."""
+    raw = (headers or {}).get(CHAT_USER_HEADER, "").strip()[:128]
+    return _UNSAFE_CHAT_USER.sub("_", raw)
+
+
 def caller_identity(
     body: dict[str, Any],
     key_name: str | None,
     client_host: str | None,
     headers: Mapping[str, str] | None = None,
+    fan_out: bool = False,
 ) -> str:
     """The limiter's and the traces' user: the key's name (so its own limits hold, whatever
-    else is sent), else who a bot run acts for (`x-ccgate-chat-user`), else Claude Code's
-    device, else the address."""
+    else is sent) — per chat user (`<key>@<chat user>`) for a key that fans out — else who a
+    bot run acts for (`x-ccgate-chat-user`), else Claude Code's device, else the address."""
+    chat_user = chat_user_of(headers)
     if key_name:
-        return key_name
-    chat_user = (headers or {}).get(CHAT_USER_HEADER, "").strip()[:128]
+        return f"{key_name}{CHAT_USER_SEP}{chat_user}" if fan_out and chat_user else key_name
     if chat_user:
         return f"chat/{chat_user}"
     raw, fields = metadata_user(body)

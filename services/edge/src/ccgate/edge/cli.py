@@ -225,6 +225,10 @@ def keys_create(
     max_concurrency: Annotated[int, typer.Option(help="Own in-flight cap (0: none).")] = 0,
     daily_tokens: Annotated[int, typer.Option(help="Tokens per UTC day (0: none).")] = 0,
     models: Annotated[str, typer.Option(help="Allowed models, glob patterns, comma list.")] = "*",
+    chat_users: Annotated[
+        bool,
+        typer.Option(help="A bot's key: each chat user is a bucket (limits, queue, usage)."),
+    ] = False,
 ) -> None:
     """Create a key. It is printed once and stored only as a hash."""
     settings = Settings()
@@ -234,7 +238,12 @@ def keys_create(
         raise typer.Exit(2)
     try:
         key, record = new_record(
-            name, rpm=rpm, max_concurrency=max_concurrency, daily_tokens=daily_tokens, models=models
+            name,
+            rpm=rpm,
+            max_concurrency=max_concurrency,
+            daily_tokens=daily_tokens,
+            models=models,
+            chat_users=chat_users,
         )
     except ValueError as exc:
         typer.echo(f"ccgate: {exc}", err=True)
@@ -275,6 +284,7 @@ def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
         max_concurrency=old.max_concurrency,
         daily_tokens=old.daily_tokens,
         models=old.models,
+        chat_users=old.chat_users,
     )
     store.save(record)  # replaces the record, and with it the old key's hash
     typer.echo(key)
@@ -297,18 +307,42 @@ def usage(
         str | None, typer.Option(help="First UTC day, YYYY-MM-DD (default today).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    by: Annotated[
+        str | None, typer.Option(help="chat-user: totals per chat user of a bot's key.")
+    ] = None,
 ) -> None:
     """Requests, tokens, errors and time queued per key, provider, model and day."""
+    if by not in (None, "chat-user"):
+        typer.echo("ccgate: --by takes chat-user", err=True)
+        raise typer.Exit(2)
     params = {k: v for k, v in (("key", key), ("since", since)) if v}
     data = edge_get("/ccgate/usage", params)
+    if by:
+        data["rows"] = usage_by_chat_user(data["rows"])
     if as_json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     if not data["persistent"]:
         typer.echo("(in-memory usage: it resets when the edge restarts; set REDIS_URL to keep it)")
     for row in data["rows"]:
+        where = f"{row['provider']}/{row['model']}" if not by else f"chat user {row['chat_user']}"
         typer.echo(
-            f"{row['day']} {row['key']:<20} {row['provider']}/{row['model']}: {row['requests']} requests, "
+            f"{row['day']} {row['key']:<20} {where}: {row['requests']} requests, "
             f"{row['input_tokens']} in / {row['output_tokens']} out tokens, {row['errors']} errors, "
             f"{row['queued_seconds']:.1f}s queued"
         )
+
+
+def usage_by_chat_user(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows summed per key and chat user over the days asked (`day` is the first one)."""
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["day"]):
+        total = totals.setdefault(
+            (row["key"], row.get("chat_user", "")),
+            {"day": row["day"], "key": row["key"], "chat_user": row.get("chat_user", "")}
+            | dict.fromkeys(("requests", "input_tokens", "output_tokens", "errors"), 0)
+            | {"queued_seconds": 0.0},
+        )
+        for metric in ("requests", "input_tokens", "output_tokens", "errors", "queued_seconds"):
+            total[metric] += row[metric]
+    return sorted(totals.values(), key=lambda t: (t["key"], t["chat_user"]))

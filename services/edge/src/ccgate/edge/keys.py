@@ -37,6 +37,10 @@ class KeyRecord:
     daily_tokens: int = 0
     models: str = "*"  # comma list of glob patterns over the requested or routed model
     created: str = ""
+    # A bot's key: each chat user it acts for (x-ccgate-chat-user) is a bucket of its own —
+    # its own rpm/concurrency and place in the fair queue, its own usage rows; the daily
+    # tokens still count for the whole key.
+    chat_users: bool = False
 
     def allows(self, *model_names: str) -> bool:
         patterns = [p.strip() for p in self.models.split(",") if p.strip()] or ["*"]

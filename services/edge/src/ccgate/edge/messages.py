@@ -170,7 +170,9 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     user_limits = check_key(record, req, gateway)
     await check_daily_tokens(record, gateway)
     client_host = request.client.host if request.client else None
-    user = caller_identity(req, key_name, client_host, request.headers)
+    user = caller_identity(
+        req, key_name, client_host, request.headers, bool(record and record.chat_users)
+    )
     rtrace = await start_request_trace(
         request.headers,
         req,

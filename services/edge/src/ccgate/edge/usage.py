@@ -1,5 +1,6 @@
 """What each key used: per key, provider, model and UTC day — requests, input and output tokens,
-errors and seconds queued. In Redis (`ccgate:usage:<day>`, kept 400 days) when REDIS_URL is
+errors and seconds queued; for a key that fans out per chat user (a bot's), per chat user too
+(recorded under `<key>@<chat user>`; the key's daily tokens count them all). In Redis (`ccgate:usage:<day>`, kept 400 days) when REDIS_URL is
 set; otherwise in memory, which resets when the edge restarts."""
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
+def split_key(usage_key: str) -> tuple[str, str]:
+    """(key, chat user) of a usage key; the chat user is "" for a plain key."""
+    key, _, chat_user = usage_key.partition("@")
+    return key, chat_user
+
+
 @dataclass
 class UsageRow:
     day: str
@@ -28,6 +35,12 @@ class UsageRow:
     output_tokens: int = 0
     errors: int = 0
     queued_seconds: float = 0.0
+    chat_user: str = ""
+
+    @classmethod
+    def of(cls, day: str, usage_key: str, provider: str, model: str) -> UsageRow:
+        key, chat_user = split_key(usage_key)
+        return cls(day, key, provider, model, chat_user=chat_user)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,18 +94,18 @@ class MemoryUsageStore:
         day = today()
         row = self._rows.setdefault(
             (day, usage.key, usage.provider, usage.model),
-            UsageRow(day, usage.key, usage.provider, usage.model),
+            UsageRow.of(day, usage.key, usage.provider, usage.model),
         )
         for metric, value in _increments(usage).items():
             setattr(row, metric, getattr(row, metric) + value)
-        self._tokens[(day, usage.key)] += usage.input_tokens + usage.output_tokens
+        self._tokens[(day, split_key(usage.key)[0])] += usage.input_tokens + usage.output_tokens
 
     async def tokens_today(self, key: str) -> int:
         return self._tokens.get((today(), key), 0)
 
     async def rows(self, key: str | None, since: date) -> list[UsageRow]:
         days = set(_days(since))
-        return [r for r in self._rows.values() if r.day in days and (key is None or r.key == key)]
+        return [r for r in self._rows.values() if r.day in days and key in (None, r.key)]
 
 
 class RedisUsageStore:
@@ -111,7 +124,8 @@ class RedisUsageStore:
                     pipe.hincrbyfloat(name, f"{field}|{metric}", value)
                 elif value:
                     pipe.hincrby(name, f"{field}|{metric}", int(value))
-            pipe.hincrby(name, f"{usage.key}|tokens", usage.input_tokens + usage.output_tokens)
+            tokens = usage.input_tokens + usage.output_tokens
+            pipe.hincrby(name, f"{split_key(usage.key)[0]}|tokens", tokens)
             pipe.expire(name, RETENTION_SECONDS)
             await pipe.execute()
 
@@ -126,10 +140,10 @@ class RedisUsageStore:
             rows: dict[tuple[str, str, str], UsageRow] = {}
             for field, value in raw.items():
                 parts = field.decode().split("|")
-                if len(parts) != 4 or (key is not None and parts[0] != key):
+                if len(parts) != 4 or (key is not None and split_key(parts[0])[0] != key):
                     continue
                 row = rows.setdefault(
-                    (parts[0], parts[1], parts[2]), UsageRow(day, parts[0], parts[1], parts[2])
+                    (parts[0], parts[1], parts[2]), UsageRow.of(day, parts[0], parts[1], parts[2])
                 )
                 number = float(value) if parts[3] == "queued_seconds" else int(value)
                 setattr(row, parts[3], number)

@@ -13,14 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 import orjson
 from arq import ArqRedis
 from opentelemetry import propagate, trace
 from redis.exceptions import RedisError, ResponseError
 
-from ccgate.bot import queue, sessions
+from ccgate.bot import approvals, queue, sessions
+from ccgate.bot.fronts.approval_desk import ApprovalDesk
+from ccgate.bot.fronts.edge_views import limiter_line, usage_text
 from ccgate.bot.fronts.markdown import FENCE_ROOM, balanced
+from ccgate.bot.fronts.media import Media, MediaDesk
 from ccgate.bot.workspace import WorkspaceError, list_projects, project_dir, user_root
 from ccgate.shared.settings import Settings
 
@@ -32,7 +34,8 @@ MAX_PIECES = 4  # a longer answer goes as a file
 HELP = (
     "Send me a task and I run it with Claude Code in your workspace.\n"
     "/new starts a fresh session · /stop cancels · /status shows what runs · "
-    "/model opus|sonnet|haiku · /project [name] lists or picks a project"
+    "/model opus|sonnet|haiku · /project [name] lists or picks a project · /usage shows "
+    "your requests and tokens"
 )
 
 
@@ -75,6 +78,14 @@ class Platform(Protocol):
 
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None: ...
 
+    async def send_buttons(self, chat_id: str, text: str, buttons: list[tuple[str, str]]) -> str:
+        """Send `text` with buttons, (label, data) each, one per row; returns the message id."""
+        ...
+
+    async def close(self, chat_id: str, message_id: str, text: str) -> None:
+        """Edit a message with buttons to `text`, the buttons gone."""
+        ...
+
     def collapsed(self, text: str) -> str:
         """`text` (Markdown) as a note the reader opens if they want (the model's thinking)."""
         ...
@@ -86,6 +97,8 @@ class Incoming:
     user_id: str
     message_id: str
     text: str
+    media: tuple[Media, ...] = ()  # voice notes and files, not fetched yet
+    files: tuple[str, ...] = ()  # saved, relative to the project
 
 
 def interim(text: str) -> str:
@@ -112,6 +125,8 @@ class ChatCore:
         self.platform = platform
         self.allowed = allowed
         self.progress: dict[str, Progress] = {}
+        self.desk = ApprovalDesk(arq, platform.name, allowed, settings.bot_approval_timeout)
+        self.media = MediaDesk(settings, arq, platform.name, platform.send)
 
     # -- incoming ----------------------------------------------------------------------------
     async def handle(self, message: Incoming) -> None:
@@ -120,9 +135,19 @@ class ChatCore:
             log.warning("%s: refused a message from user %s", self.platform.name, message.user_id)
             await self.platform.send(message.chat_id, "Sorry, you are not allowed to use this bot.")
             return
+        if message.media:  # fetched only now: a stranger's file is never downloaded
+            taken = await self.media.take(message)
+            if taken is None:
+                return
+            message = taken
         text = message.text.strip()
         reply: str | None
-        if text.startswith(self.platform.command_prefixes):
+        if not text.startswith(self.platform.command_prefixes) and (
+            denied := await self.desk.reason(message.chat_id, message.user_id, text)
+        ):
+            await self._close(message.chat_id, *denied)
+            reply = "Denied; Claude Code has your reason."
+        elif text.startswith(self.platform.command_prefixes):
             word, _, rest = text[1:].partition(" ")
             name = word.split("@", 1)[0].lower()  # Telegram groups: /status@our_bot
             reply = await self.command(name, rest.split(), message)
@@ -145,7 +170,7 @@ class ChatCore:
                 "platform": self.platform.name,
                 "chat_id": message.chat_id,
                 "user_id": message.user_id,
-                "text": message.text,
+                "text": await self.media.prompt(message),
                 "message_id": message.message_id,
                 **({"traceparent": carrier["traceparent"]} if "traceparent" in carrier else {}),
             }
@@ -170,8 +195,11 @@ class ChatCore:
             return HELP
         if name == "new":
             await sessions.update(self.arq, platform, chat, session_id=None)
+            await approvals.forget_session_rules(self.arq, platform, chat)
             return "Fresh session: the next message starts over."
         if name == "stop":
+            for request, settled in await self.desk.deny_waiting(chat):
+                await self._close(chat, request, settled)
             stopped = await queue.abort_chat_jobs(self.arq, platform, chat)
             return "Stopped." if stopped else "Nothing was running."
         if name == "status":
@@ -184,6 +212,8 @@ class ChatCore:
             return f"Model tier: {choice}."
         if name == "project":
             return await self.project(args, message)
+        if name == "usage":
+            return await usage_text(self.settings, f"{platform}:{message.user_id}")
         return f"Unknown command /{name}. {HELP}"
 
     async def project(self, args: list[str], message: Incoming) -> str:
@@ -201,6 +231,7 @@ class ChatCore:
         await sessions.update(
             self.arq, self.platform.name, message.chat_id, project=args[0], session_id=None
         )
+        await approvals.forget_session_rules(self.arq, self.platform.name, message.chat_id)
         return f"Project: {args[0]} (a fresh session starts there)."
 
     async def status(self, message: Incoming) -> str:
@@ -212,30 +243,9 @@ class ChatCore:
             f"model: {state.model or 'default'}",
             *(await queue.describe_chat_jobs(self.arq, self.platform.name, message.chat_id)),
             f"jobs waiting across all chats: {await queue.waiting_total(self.arq)}",
-            await self.limiter_line(),
+            await limiter_line(self.settings),
         ]
         return "\n".join(lines)
-
-    async def limiter_line(self) -> str:
-        """The providers' quota as the edge sees it (the bot reaches the edge over HTTP only)."""
-        key = self.settings.ccgate_bot_api_key
-        headers = {"x-api-key": key.get_secret_value()} if key else {}
-        try:
-            async with httpx.AsyncClient(timeout=3, trust_env=False) as http:
-                response = await http.get(
-                    self.settings.ccgate_edge_url.rstrip("/") + "/ccgate/limiter", headers=headers
-                )
-            if response.status_code != 200:
-                # e.g. 404 when the edge serves /ccgate/* on its CCGATE_ADMIN_PORT only
-                return f"limiter: the edge answered {response.status_code} at {response.url.path}"
-            providers: dict[str, Any] = response.json().get("providers", {})
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return "limiter: the edge did not answer"
-        parts = [
-            f"{name} {p.get('in_flight', 0)} running, {p.get('queued', 0)} queued"
-            for name, p in sorted(providers.items())
-        ]
-        return "limiter: " + ("; ".join(parts) if parts else "idle")
 
     # -- the workers' progress ---------------------------------------------------------------
     async def relay_outbox(self) -> None:
@@ -273,9 +283,30 @@ class ChatCore:
                         log.warning("%s: send failed: %s", group, type(exc).__name__)
                 await self.arq.xack(sessions.OUTBOX, group, entry_id)
 
+    async def _close(self, chat_id: str, request: approvals.Request, text: str) -> None:
+        if request.message_id:
+            await self.platform.close(chat_id, request.message_id, text)
+
+    async def _approval(self, post: dict[str, Any]) -> None:
+        request = await approvals.load(self.arq, post.get("approval", ""))
+        if request is None:
+            return
+        if post["kind"] == "approval_closed":
+            await self._close(post["chat_id"], request, f"{request.text()}\n\n{post['text']}")
+            return
+        message_id = await self.platform.send_buttons(
+            post["chat_id"],
+            post["text"],
+            request.buttons(),
+        )
+        await approvals.note_message(self.arq, request.id, message_id)
+
     async def deliver(self, post: dict[str, Any]) -> None:
         platform, limit = self.platform, self.platform.message_limit
         chat_id, kind, text, job = post["chat_id"], post["kind"], post["text"], post.get("job", "")
+        if kind in ("approval", "approval_closed"):
+            await self._approval(post)
+            return
         if kind in ("tool", "thinking", "text"):
             progress = self.progress.setdefault(job, Progress())
             if kind == "thinking":
@@ -297,7 +328,10 @@ class ChatCore:
         if done is not None and done.message_id is not None:
             if kind == "final" and done.lines[-1:] == [interim(text)]:
                 done.lines.pop()  # the answer comes next, in full: not twice
-            await platform.edit(chat_id, done.message_id, done.text(limit) or "✅")
+            try:
+                await platform.edit(chat_id, done.message_id, done.text(limit) or "✅")
+            except Exception as exc:  # the progress note is lost (deleted, refused): not the answer
+                log.warning("%s: progress edit failed: %s", platform.name, type(exc).__name__)
         pieces = balanced(split(text, limit - FENCE_ROOM))
         if len(pieces) > MAX_PIECES:
             await platform.send_file(chat_id, "answer.md", text.encode())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 import discord
 import yarl
@@ -15,7 +16,9 @@ from arq import ArqRedis
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from ccgate.bot.fronts.approval_desk import Press
 from ccgate.bot.fronts.core import ChatCore, ConfigurationError, Incoming, allowed_users
+from ccgate.bot.fronts.media import FILE, VOICE, Media
 from ccgate.shared.settings import Settings
 
 DEFAULT_API = "https://discord.com/api/v10"
@@ -42,6 +45,24 @@ class DiscordPlatform:
     async def send_file(self, chat_id: str, filename: str, data: bytes) -> None:
         await self._channel(chat_id).send(file=discord.File(io.BytesIO(data), filename=filename))
 
+    async def send_buttons(self, chat_id: str, text: str, buttons: list[tuple[str, str]]) -> str:
+        view = discord.ui.View(timeout=None)
+        for label, data in buttons:
+            style = (
+                discord.ButtonStyle.danger
+                if ":deny" in data or ":why" in data
+                else (discord.ButtonStyle.success)
+            )
+            view.add_item(discord.ui.Button(label=label[:80], custom_id=data, style=style))
+        # The presses are read in DiscordFront.on_interaction (any replica, after a restart
+        # too), not by this view: stopped, discord.py keeps no listener for it.
+        view.stop()
+        return str((await self._channel(chat_id).send(text, view=view)).id)
+
+    async def close(self, chat_id: str, message_id: str, text: str) -> None:
+        message = self._channel(chat_id).get_partial_message(int(message_id))
+        await message.edit(content=text, view=None)
+
     def collapsed(self, text: str) -> str:
         return f"||{text.replace('|', '¦')}||"  # a spoiler: hidden until clicked
 
@@ -62,6 +83,7 @@ class DiscordFront:
         self.client = discord.Client(intents=intents)
         self.core = ChatCore(settings, arq, DiscordPlatform(self.client), allowed)
         self.client.event(self.on_message)
+        self.client.event(self.on_interaction)
 
     async def on_message(self, message: discord.Message) -> None:
         me = self.client.user
@@ -78,9 +100,39 @@ class DiscordFront:
                 self.channels
             ):
                 return  # (a thread counts as its parent channel)
-        await self.core.handle(
-            Incoming(str(message.channel.id), str(message.author.id), str(message.id), text)
+        media = tuple(
+            Media(
+                VOICE
+                if a.is_voice_message() or (a.content_type or "").startswith("audio/")
+                else FILE,
+                a.filename,
+                a.content_type or "application/octet-stream",
+                a.size,
+                a.read,
+            )
+            for a in message.attachments
         )
+        await self.core.handle(
+            Incoming(str(message.channel.id), str(message.author.id), str(message.id), text, media)
+        )
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component or interaction.message is None:
+            return
+        raw: dict[str, Any] = dict(interaction.data or {})
+        data = str(raw.get("custom_id", ""))
+        chat_id, message_id = str(interaction.channel_id), str(interaction.message.id)
+        reply = await self.core.desk.press(
+            Press(chat_id, str(interaction.user.id), message_id, data)
+        )
+        # An interaction is answered once: the message updated in place, or a note for the
+        # presser alone.
+        if reply.settled is not None:
+            await interaction.response.edit_message(content=reply.settled, view=None)
+        else:
+            await interaction.response.send_message(reply.notice, ephemeral=True)
+        if reply.say is not None:
+            await self.core.platform.send(chat_id, reply.say)
 
     async def run(self) -> None:
         if self._api != DEFAULT_API:
