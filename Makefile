@@ -5,7 +5,9 @@ ifeq ($(UV),)
 UV := $(shell python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/uv
 endif
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
+# The interpreter's real path, not a pyenv shim: uv recreates a venv whose interpreter differs
+# from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
+export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
 .PHONY: bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
 
@@ -15,8 +17,9 @@ uv:
 deps: uv
 	$(UV) sync --frozen
 
+SERVE_ARGS ?=
 serve: deps
-	$(UV) run --frozen ccgate serve
+	$(UV) run --frozen --no-sync ccgate serve $(SERVE_ARGS)
 
 redis-deps:
 	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"

@@ -21,6 +21,7 @@ from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
+from ccgate.edge.probe import BackendProbe
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
@@ -101,19 +102,23 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     except Exception as exc:  # the store is re-read every few seconds; start anyway
         log.error("cannot read the key store: %s", type(exc).__name__)
     started = time.time()
+    probe = BackendProbe(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway.warm_up()
+        probe.refresh()
         refresher = asyncio.create_task(refresh_keys(auth))
         yield
         refresher.cancel()
+        await probe.aclose()
         await gateway.aclose()
         await limiter.close()
 
     app = FastAPI(title="ccgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gateway
     app.state.limiter = limiter
+    app.state.probe = probe
     if settings.ccgate_admin_port:
         app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
 
@@ -192,7 +197,11 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def readyz() -> Response:
         status = await limiter.health()
         degraded = bool(status.get("degraded"))
-        body = {"status": "degraded" if degraded else "ready", "limiter": status.get("backend")}
+        body: dict[str, Any] = {
+            "status": "degraded" if degraded else "ready",
+            "limiter": status.get("backend"),
+            "backends": probe.latest(),  # reported, not gating: a pod cannot fix its backend
+        }
         if degraded:
             body["failure_mode"] = settings.limiter_failure_mode
         unready = degraded and settings.limiter_failure_mode == "closed"

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 import orjson
 
+from ccgate.edge.probe import unreachable_error
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
 from ccgate.edge.translate.stream import Event
@@ -152,6 +153,8 @@ async def send(
                 True,
                 pool_exhausted=isinstance(exc, httpx.PoolTimeout),
             ) from exc
+        if isinstance(exc, httpx.ConnectError):  # nothing listens there: say so, at once
+            raise UpstreamFailure(unreachable_error(provider, exc), True) from exc
         if isinstance(exc, httpx.TransportError):
             raise UpstreamFailure(
                 overloaded(
