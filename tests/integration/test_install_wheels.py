@@ -102,6 +102,8 @@ def test_wheels_install_into_a_fresh_tool_env_and_serve(
         )  # fmt: skip
         assert answer.status_code == 200, answer.text
         assert answer.json()["content"][0]["text"] == "served from the installed wheel"
+        status = httpx.get(f"http://127.0.0.1:{port}/ccgate/", timeout=30)  # the packaged template
+        assert status.status_code == 200 and "openai_compat/fake-model" in status.text
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(timeout=30)

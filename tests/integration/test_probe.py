@@ -120,3 +120,16 @@ def test_readyz_reports_backend_reachability(
     assert body["backends"]["openai_compat"]["reachable"] is True
     ollama = body["backends"]["ollama"]
     assert ollama["reachable"] is False and "ollama serve" in ollama["fix"]
+
+
+def test_status_page_is_behind_the_team_keys_without_an_admin_port(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    edge = edge_factory(backend_env(backend, CCGATE_API_KEYS="ana:sk-team-key-42"))
+    refused = httpx.get(edge.url + "/ccgate/")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+    assert httpx.get(edge.url + "/ccgate/", auth=("me", "wrong")).status_code == 401
+    page = httpx.get(edge.url + "/ccgate/", auth=("anyone", "sk-team-key-42"))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<meta http-equiv="refresh"' in page.text and "sk-team-key-42" not in page.text
+    assert "sk-provider-secret-123" not in page.text

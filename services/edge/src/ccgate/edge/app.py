@@ -14,9 +14,9 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
-from ccgate.edge import metrics, openapi
+from ccgate.edge import metrics, openapi, status_page
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
@@ -225,6 +225,16 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
             raise invalid_request("since: a date like 2026-11-25") from None
         rows = await gateway.usage.rows(key, start)
         return _json({"persistent": gateway.usage.persistent, "rows": [r.as_dict() for r in rows]})
+
+    @app.get("/ccgate/")
+    async def status_page_route(request: Request) -> Response:
+        # On the admin port (CCGATE_ADMIN_PORT) the page is open; otherwise behind the keys.
+        if not settings.ccgate_admin_port:
+            try:
+                auth.identify(status_page.basic_auth_as_key(request.headers))
+            except ApiError as error:
+                return status_page.login_required(error)
+        return HTMLResponse(await status_page.render(gateway, probe))
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

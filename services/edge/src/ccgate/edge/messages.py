@@ -180,8 +180,10 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
         gateway.tool_index,
         gateway.settings.ccgate_trace_content,
     )
-    for call in failed_tool_calls(req):
+    failed = failed_tool_calls(req)
+    for call in failed:
         metrics.TOOL_ERRORS.labels(call.name or "unknown").inc()
+    gateway.tool_failures.record(user, failed, rtrace.span)
     try:
         opened = await until_disconnect(
             request, gateway.open_message(req, user, estimate, {}, rtrace, user_limits)
