@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 # from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
 export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
-.PHONY: browser-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
+.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps bench test-cc-latest uv compose-smoke
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -24,9 +24,10 @@ serve: deps
 redis-deps:
 	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
 
-# Headless Chromium for the status page's browser test (Debian's package; nothing downloaded by hand).
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null)
+# Headless Chromium (the status page's browser test) and tmux (Claude Code's interactive
+# status line test): Debian's packages, installed here, never by hand.
+ui-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium tmux >/dev/null)
 
 e2e-deps:
 	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error; else echo "npm not found: the Claude Code e2e tests will be reported as not run"; fi
@@ -38,7 +39,7 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-pytest: deps redis-deps e2e-deps browser-deps
+pytest: deps redis-deps e2e-deps ui-deps
 	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

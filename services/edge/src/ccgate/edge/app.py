@@ -22,6 +22,7 @@ from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
 from ccgate.edge.probe import BackendProbe
+from ccgate.edge.statusline import session_view
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
@@ -235,6 +236,11 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
             except ApiError as error:
                 return status_page.login_required(error)
         return HTMLResponse(await status_page.render(gateway, probe))
+
+    @app.get("/v1/ccgate/statusline")
+    async def statusline(request: Request, model: str = "", session: str = "") -> Response:
+        record = auth.identify(request.headers)
+        return _json(await session_view(gateway, record, model, session or None))
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

@@ -114,8 +114,21 @@ def claude_binary(settings: Settings) -> str | None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def code(ctx: typer.Context) -> None:
+def code(
+    ctx: typer.Context,
+    install_statusline: Annotated[
+        bool,
+        typer.Option(
+            "--install-statusline",
+            help="First put `ccgate statusline` into Claude Code's settings.",
+        ),
+    ] = False,
+) -> None:
     """Run `claude` pointed at this gateway (arguments are passed on)."""
+    if install_statusline:
+        from ccgate.edge import statusline_command as sl
+
+        typer.echo(sl.install_statusline(sl.claude_settings_file(), sl.statusline_command()))
     settings = Settings()
     binary = claude_binary(settings)
     if binary is None:

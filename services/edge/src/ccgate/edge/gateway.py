@@ -31,6 +31,7 @@ from ccgate.edge.providers.base import (
 )
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Resolved, Route, Router
+from ccgate.edge.statusline import SessionCallers
 from ccgate.edge.tool_failures import ToolFailureLog
 from ccgate.edge.tracing import MemoryToolSpanIndex, RedisToolSpanIndex, RequestTrace, ToolSpanIndex
 from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
@@ -130,6 +131,7 @@ class Gateway:
         )
         self.usage: UsageStore = RedisUsageStore(redis) if redis else MemoryUsageStore()
         self.tool_failures = ToolFailureLog()  # for the status page
+        self.session_callers = SessionCallers()  # for `ccgate statusline`
 
     def client(self, provider: Provider) -> httpx.AsyncClient:
         client = self._clients.get(provider.id)

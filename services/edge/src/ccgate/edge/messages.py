@@ -171,11 +171,13 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     await check_daily_tokens(record, gateway)
     client_host = request.client.host if request.client else None
     user = caller_identity(req, key_name, client_host, request.headers)
+    session = session_id(req, request.headers)
+    gateway.session_callers.remember(session, user)
     rtrace = await start_request_trace(
         request.headers,
         req,
         user,
-        session_id(req, request.headers),
+        session,
         stream,
         gateway.tool_index,
         gateway.settings.ccgate_trace_content,
