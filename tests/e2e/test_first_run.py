@@ -81,5 +81,7 @@ def test_first_run_without_a_backend_fails_fast_with_the_fix(tmp_path: Path) -> 
     text = log.read_text()
     probe_line = next(line for line in text.splitlines() if "[FIX] ollama" in line)
     assert "connection refused" in probe_line and "ollama serve" in probe_line
+    # One attempt reached the edge: the CLI did not retry (a 529 is retried several times).
+    assert text.count("upstream ollama/") == 1, text
     for reinstall in ("Removed virtual environment", "Creating virtual environment", "Installed"):
         assert reinstall not in text, f"make serve reinstalled the environment:\n{text[:3000]}"
