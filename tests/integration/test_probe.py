@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ccgate.edge.keys import new_record, open_store
 from ccgate.edge.probe import probe_all
 from ccgate.shared.settings import Settings
 from tests.conftest import Edge, backend_env
@@ -123,9 +125,16 @@ def test_readyz_reports_backend_reachability(
 
 
 def test_status_page_is_behind_the_team_keys_without_an_admin_port(
-    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+    backend: FakeBackend,
+    edge_factory: Callable[[dict[str, str]], Edge],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    monkeypatch.setenv("CCGATE_KEYS_FILE", str(tmp_path / "keys.json"))
+    restricted, record = new_record("bo", models="claude-haiku*")
+    open_store(None).save(record)
     edge = edge_factory(backend_env(backend, CCGATE_API_KEYS="ana:sk-team-key-42"))
+    assert httpx.get(edge.url + "/ccgate/", auth=("bo", restricted)).status_code == 403
     refused = httpx.get(edge.url + "/ccgate/")
     assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
     assert httpx.get(edge.url + "/ccgate/", auth=("me", "wrong")).status_code == 401

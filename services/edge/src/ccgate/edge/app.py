@@ -229,13 +229,8 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.get("/ccgate/")
     async def status_page_route(request: Request) -> Response:
-        # On the admin port (CCGATE_ADMIN_PORT) the page is open; otherwise behind the keys.
-        if not settings.ccgate_admin_port:
-            try:
-                auth.identify(status_page.basic_auth_as_key(request.headers))
-            except ApiError as error:
-                return status_page.login_required(error)
-        return HTMLResponse(await status_page.render(gateway, probe))
+        refused = status_page.refused(auth, request.headers, bool(settings.ccgate_admin_port))
+        return refused or HTMLResponse(await status_page.render(gateway, probe))
 
     @app.get("/v1/ccgate/statusline")
     async def statusline(request: Request, model: str = "", session: str = "") -> Response:

@@ -22,6 +22,7 @@ from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.usage import today
 
 if TYPE_CHECKING:
+    from ccgate.edge.auth import Authenticator
     from ccgate.edge.gateway import Gateway
     from ccgate.edge.probe import BackendProbe
 
@@ -63,6 +64,24 @@ def basic_auth_as_key(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 NO_WINDOW_INFO = "unknown: no model discovery in this build"
+
+
+def refused(auth: Authenticator, headers: Mapping[str, str], admin_port: bool) -> Response | None:
+    """On the admin port (CCGATE_ADMIN_PORT) the page is open; otherwise it needs a team key
+    that may see everybody's usage (one without model restrictions)."""
+    if admin_port:
+        return None
+    try:
+        record = auth.identify(basic_auth_as_key(headers))
+    except ApiError as error:
+        return login_required(error)
+    if record is not None and record.models != "*":
+        return Response(
+            "the status page shows every caller's usage: sign in with a key without model limits",
+            status_code=403,
+            media_type="text/plain",
+        )
+    return None
 
 
 def login_required(error: ApiError) -> Response:
