@@ -4,6 +4,8 @@ with an error clients show at once (the SDK's own retry logic is the judge)."""
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,3 +144,28 @@ def test_status_page_is_behind_the_team_keys_without_an_admin_port(
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<meta http-equiv="refresh"' in page.text and "sk-team-key-42" not in page.text
     assert "sk-provider-secret-123" not in page.text
+
+
+def test_status_page_shows_in_flight_by_replica_with_redis(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    from tests.redis_server import redis_server
+
+    def in_flight_by_replica(page: str) -> bool:
+        replica = re.search(r"replica ([^<\s]+)</div>", page)
+        return replica is not None and f"{replica.group(1)}: 1<br>" in page
+
+    with redis_server() as redis:
+        edge = edge_factory(backend_env(backend, REDIS_URL=redis.url))
+        backend.script(Turn(text="slow", stall=3))
+        slow = threading.Thread(
+            target=lambda: httpx.post(edge.url + "/v1/messages", json=MESSAGE, timeout=30)
+        )
+        slow.start()
+        deadline, page = time.monotonic() + 20, ""
+        while time.monotonic() < deadline and not in_flight_by_replica(page):
+            page = httpx.get(edge.url + "/ccgate/").text
+            time.sleep(0.1)
+        slow.join()
+    assert "limiter: redis" in page and in_flight_by_replica(page), page
+    assert '<span class="in-flight">1</span>' in page
