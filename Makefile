@@ -5,9 +5,11 @@ ifeq ($(UV),)
 UV := $(shell python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/uv
 endif
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
+# The interpreter's real path, not a pyenv shim: uv recreates a venv whose interpreter differs
+# from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
+export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
-.PHONY: bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke
+.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -15,8 +17,9 @@ uv:
 deps: uv
 	$(UV) sync --frozen
 
+SERVE_ARGS ?=
 serve: deps
-	$(UV) run --frozen ccgate serve
+	$(UV) run --frozen --no-sync ccgate serve $(SERVE_ARGS)
 
 redis-deps:
 	@(command -v redis-server && command -v redis-cli) >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq redis-server redis-tools >/dev/null) || echo "redis-server could not be installed; Redis tests will use REDIS_URL or Docker"
@@ -24,6 +27,11 @@ redis-deps:
 # The bot's voice-note test makes a real voice note (espeak-ng speaks, ffmpeg encodes Opus).
 audio-deps:
 	@command -v espeak-ng >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq espeak-ng ffmpeg >/dev/null)
+
+# Headless Chromium (the status page's browser test) and tmux (Claude Code's interactive
+# status line test): Debian's packages, installed here, never by hand.
+ui-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium tmux >/dev/null)
 
 e2e-deps:
 	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error; else echo "npm not found: the Claude Code e2e tests will be reported as not run"; fi
@@ -35,7 +43,7 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-pytest: deps redis-deps e2e-deps audio-deps
+pytest: deps redis-deps e2e-deps audio-deps ui-deps
 	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

@@ -200,7 +200,7 @@ def test_fallback_chain_before_first_byte(
         assert second.requests[0].body["model"] == "second"
 
 
-def test_unreachable_backend_is_overloaded_with_the_setting_named(
+def test_refused_backend_is_not_retried_and_names_the_setting(
     edge_factory: Callable[[dict[str, str]], Edge],
 ) -> None:
     from tests.fakes.server import free_port
@@ -213,7 +213,8 @@ def test_unreachable_backend_is_overloaded_with_the_setting_named(
         }
     )
     response = post(edge, simple())
-    assert response.status_code == 529
+    # Nothing listens there: a 503 Claude Code does not retry (see ccgate.edge.probe).
+    assert response.status_code == 503 and response.headers["x-should-retry"] == "false"
     assert "LLAMACPP_BASE_URL" in response.json()["error"]["message"]
 
 

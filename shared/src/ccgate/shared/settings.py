@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     ccgate_api_keys: SecretStr | None = None
     ccgate_trace_content: bool = False
     ccgate_admin_port: int | None = None  # serve /metrics, /readyz, /ccgate/* only on this port
+    # The status page (/ccgate/): failed tool calls link to JAEGER_UI_URL/trace/<id>.
+    jaeger_ui_url: str | None = None
     log_level: str = "INFO"
     log_json: bool = False
 

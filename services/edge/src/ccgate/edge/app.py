@@ -14,15 +14,17 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
-from ccgate.edge import metrics, openapi
+from ccgate.edge import metrics, openapi, status_page
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.hot_route import MessagesRoute, unexpected_error
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
+from ccgate.edge.probe import BackendProbe
 from ccgate.edge.server_span import ServerSpans
+from ccgate.edge.statusline import session_view
 from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
@@ -108,13 +110,16 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     except Exception as exc:  # the store is re-read every few seconds; start anyway
         log.error("cannot read the key store: %s", type(exc).__name__)
     started = time.time()
+    probe = BackendProbe(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway.warm_up()
+        probe.refresh()
         refresher = asyncio.create_task(refresh_keys(auth))
         yield
         refresher.cancel()
+        await probe.aclose()
         await gateway.aclose()
         await limiter.close()
 
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     )
     app.state.gateway = gateway
     app.state.limiter = limiter
+    app.state.probe = probe
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -202,7 +208,11 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def readyz() -> Response:
         status = await limiter.health()
         degraded = bool(status.get("degraded"))
-        body = {"status": "degraded" if degraded else "ready", "limiter": status.get("backend")}
+        body: dict[str, Any] = {
+            "status": "degraded" if degraded else "ready",
+            "limiter": status.get("backend"),
+            "backends": probe.latest(),  # reported, not gating: a pod cannot fix its backend
+        }
         if degraded:
             body["failure_mode"] = settings.limiter_failure_mode
         unready = degraded and settings.limiter_failure_mode == "closed"
@@ -226,6 +236,16 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
             raise invalid_request("since: a date like 2026-11-25") from None
         rows = await gateway.usage.rows(key, start)
         return _json({"persistent": gateway.usage.persistent, "rows": [r.as_dict() for r in rows]})
+
+    @app.get("/ccgate/")
+    async def status_page_route(request: Request) -> Response:
+        refused = status_page.refused(auth, request.headers, bool(settings.ccgate_admin_port))
+        return refused or HTMLResponse(await status_page.render(gateway, probe))
+
+    @app.get("/v1/ccgate/statusline")
+    async def statusline(request: Request, model: str = "", session: str = "") -> Response:
+        record = auth.identify(request.headers)
+        return _json(await session_view(gateway, record, model, session or None))
 
     @app.get("/ccgate/limiter")
     async def limiter_status(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import orjson
 import typer
 
 from ccgate.edge.keys import new_record, open_store
-from ccgate.edge.providers.table import configure_all
+from ccgate.edge.probe import probe_all, report_in_background
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.security import security_findings
 from ccgate.edge.server import is_loopback, startup_report
@@ -78,6 +79,7 @@ def serve(
     for line in report:
         typer.echo(line, err=True)
     typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
+    report_in_background(settings, lambda line: typer.echo(line, err=True))
     if admin_port:
         os.environ["CCGATE_ADMIN_PORT"] = str(admin_port)
         typer.echo(f"  admin routes on port {admin_port} only", err=True)
@@ -112,8 +114,21 @@ def claude_binary(settings: Settings) -> str | None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def code(ctx: typer.Context) -> None:
+def code(
+    ctx: typer.Context,
+    install_statusline: Annotated[
+        bool,
+        typer.Option(
+            "--install-statusline",
+            help="First put `ccgate statusline` into Claude Code's settings.",
+        ),
+    ] = False,
+) -> None:
     """Run `claude` pointed at this gateway (arguments are passed on)."""
+    if install_statusline:
+        from ccgate.edge import statusline_command as sl
+
+        typer.echo(sl.install_statusline(sl.claude_settings_file(), sl.statusline_command()))
     settings = Settings()
     binary = claude_binary(settings)
     if binary is None:
@@ -152,23 +167,8 @@ def doctor(
         typer.echo(line)
     for fine, text in security_findings(settings, host, has_keys(settings)):
         say(fine, text)
-    providers = configure_all(settings)
-    used = {route.provider for routes in Router(settings).table().values() for route in routes}
-    for pid in sorted(used):
-        provider = providers[pid]
-        missing = provider.missing()
-        if missing:
-            say(False, f"{pid}: {missing}")
-            continue
-        url = provider.base_url + ("/v1/models" if pid == "ollama" else "/models")
-        try:
-            response = httpx.get(url, headers=provider.auth_headers(), timeout=5.0, trust_env=False)
-            say(response.status_code < 400, f"{pid}: {url} answered {response.status_code}")
-        except httpx.HTTPError as exc:
-            say(
-                False,
-                f"{pid}: cannot reach {url} ({type(exc).__name__}); check {provider.spec.url_setting}",
-            )
+    for result in asyncio.run(probe_all(settings, seconds=5.0)):
+        say(result.reachable, result.text)
     if settings.redis_url:
         try:
             from ccgate.shared.redis import connect_sync, mode_mismatch

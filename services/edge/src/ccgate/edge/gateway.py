@@ -31,6 +31,8 @@ from ccgate.edge.providers.base import (
 )
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Resolved, Route, Router
+from ccgate.edge.statusline import SessionCallers
+from ccgate.edge.tool_failures import ToolFailureLog
 from ccgate.edge.tracing import MemoryToolSpanIndex, RedisToolSpanIndex, RequestTrace, ToolSpanIndex
 from ccgate.edge.translate.errors import ApiError, invalid_request, rate_limited
 from ccgate.edge.translate.stream import Event
@@ -129,6 +131,8 @@ class Gateway:
             RedisToolSpanIndex(redis) if redis else MemoryToolSpanIndex()
         )
         self.usage: UsageStore = RedisUsageStore(redis) if redis else MemoryUsageStore()
+        self.tool_failures = ToolFailureLog()  # for the status page
+        self.session_callers = SessionCallers()  # for `ccgate statusline`
 
     def client(self, provider: Provider) -> UpstreamClient:
         client = self._clients.get(provider.id)

@@ -173,17 +173,21 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     user = caller_identity(
         req, key_name, client_host, request.headers, bool(record and record.chat_users)
     )
+    session = session_id(req, request.headers)
+    gateway.session_callers.remember(session, user)
     rtrace = await start_request_trace(
         request.headers,
         req,
         user,
-        session_id(req, request.headers),
+        session,
         stream,
         gateway.tool_index,
         gateway.settings.ccgate_trace_content,
     )
-    for call in failed_tool_calls(req):
+    failed = failed_tool_calls(req)
+    for call in failed:
         metrics.TOOL_ERRORS.labels(call.name or "unknown").inc()
+    gateway.tool_failures.record(user, failed, rtrace.span)
     try:
         opened = await until_disconnect(
             request, gateway.open_message(req, user, estimate, {}, rtrace, user_limits)

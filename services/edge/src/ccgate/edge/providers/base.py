@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import orjson
 
+from ccgate.edge.probe import unreachable_error
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.errors import ApiError, from_upstream, overloaded
 from ccgate.edge.translate.stream import Event
@@ -149,6 +150,8 @@ async def send(
                 overloaded(f"upstream {provider.id} sent nothing within {timeouts.first_byte:g}s"),
                 True,
             ) from exc
+        if isinstance(exc, aiohttp.ClientConnectorError):  # nothing listens there: say so, at once
+            raise UpstreamFailure(unreachable_error(provider, exc), True) from exc
         if isinstance(exc, aiohttp.ClientError | OSError):
             raise UpstreamFailure(
                 overloaded(
