@@ -104,7 +104,8 @@ def test_refused_first_route_falls_back_and_timeouts_stay_retryable(
     answer = httpx.post(edge.url + "/v1/messages", json=MESSAGE, timeout=30)
     assert answer.status_code == 200 and answer.json()["content"][0]["text"] == "from the fallback"
     backend.script(Turn(text="late", stall=3))
-    slow = httpx.post(edge.url + "/v1/messages", json=MESSAGE, timeout=30)
+    # Streamed, so the first-byte timeout applies (a non-streamed call may wait for a whole answer).
+    slow = httpx.post(edge.url + "/v1/messages", json={**MESSAGE, "stream": True}, timeout=30)
     assert slow.status_code == 529 and "x-should-retry" not in slow.headers
 
 

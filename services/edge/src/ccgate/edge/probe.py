@@ -60,7 +60,11 @@ def unreachable_error(provider: Provider, exc: BaseException) -> BackendUnreacha
 
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if "refused" in text.lower() or "all connection attempts failed" in text.lower():
+    lowered = text.lower()
+    if any(
+        sign in lowered
+        for sign in ("refused", "all connection attempts failed", "connect call failed")
+    ):
         return "connection refused: nothing is listening there"
     return f"{type(exc).__name__}: {text[:200]}"
 
