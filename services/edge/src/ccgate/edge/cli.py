@@ -14,16 +14,21 @@ import httpx
 import orjson
 import typer
 
-from ccgate.edge.keys import new_record, open_store
+from ccgate.edge.keys import KeyStore, new_record, open_store
 from ccgate.edge.probe import probe_all, report_in_background
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.security import security_findings
-from ccgate.edge.server import is_loopback, startup_report
+from ccgate.edge.server import check_redis_settings, is_loopback, startup_report
 from ccgate.shared.settings import Settings
 
 app = typer.Typer(help="The edge: the Anthropic-compatible gateway.")
 limiter_app = typer.Typer(help="Inspect the shared limiter.")
 keys_app = typer.Typer(help="Team keys: create, list, rotate, revoke.")
+
+
+def key_store() -> KeyStore:
+    settings = Settings()
+    return open_store(settings.redis_url, settings.redis_mode)
 
 
 def has_keys(settings: Settings) -> bool:
@@ -58,6 +63,7 @@ def serve(
 
     try:
         settings = Settings()
+        check_redis_settings(settings)
         report = startup_report(settings)
     except (RoutingError, ValueError) as exc:
         typer.echo(f"ccgate: configuration error: {exc}", err=True)
@@ -159,6 +165,7 @@ def doctor(
     try:
         settings = Settings()
         Router(settings)
+        check_redis_settings(settings)
     except (RoutingError, ValueError) as exc:
         say(False, f"configuration: {exc}")
         raise typer.Exit(1) from None
@@ -171,11 +178,10 @@ def doctor(
         say(result.reachable, result.text)
     if settings.redis_url:
         try:
-            from ccgate.shared.redis import connect_sync, mode_mismatch
+            from ccgate.shared.redis import connect_sync
 
             connect_sync(settings.redis_url, mode=settings.redis_mode, timeout=3).ping()
-            mismatch = mode_mismatch(settings.redis_url, settings.redis_mode)
-            say(mismatch is None, mismatch or f"redis answers ({settings.redis_mode})")
+            say(True, f"redis answers ({settings.redis_mode})")
         except Exception as exc:
             say(False, f"redis: {type(exc).__name__}; check REDIS_URL")
     binary = claude_binary(settings)
@@ -256,7 +262,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The keys and their limits (never the keys themselves)."""
-    records = open_store(Settings().redis_url, Settings().redis_mode).load()
+    records = key_store().load()
     rows = [{k: v for k, v in asdict(r).items() if k != "digest"} for r in records]
     if as_json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -273,7 +279,7 @@ def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     """A new key for NAME with the same limits and models; the old one stops working.
 
     For a leaked key: replaced within seconds, nothing to re-type; usage stays with NAME."""
-    store = open_store(Settings().redis_url, Settings().redis_mode)
+    store = key_store()
     old = next((r for r in store.load() if r.name == name), None)
     if old is None:
         typer.echo(f"ccgate: no key named {name!r}", err=True)
@@ -294,7 +300,7 @@ def keys_rotate(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key; the edges stop accepting it within a few seconds."""
-    if not open_store(Settings().redis_url, Settings().redis_mode).delete(name):
+    if not key_store().delete(name):
         typer.echo(f"ccgate: no key named {name!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {name!r}")

@@ -33,6 +33,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_redis_settings(settings: Settings) -> None:
+    """REDIS_MODE/REDIS_URL that cannot work stop the start (ValueError naming the fix); the
+    server is asked whether it is a cluster node. An unreachable one is the failure mode's job."""
+    if settings.redis_url:
+        check_redis(settings.redis_url, settings.redis_mode)
+        problem = mode_mismatch(settings.redis_url, settings.redis_mode)
+        if problem:
+            raise ValueError(problem)
+
+
 def startup_report(settings: Settings) -> list[str]:
     """Which tier routes where, and what is still missing — said plainly at start."""
     router = Router(settings)
@@ -48,11 +58,6 @@ def startup_report(settings: Settings) -> list[str]:
             where = f"{route.provider}/{route.model} @ {provider.url}"
             hops.append(f"{where}  [MISSING: {problem}]" if problem else where)
         lines.append(f"  {label} ({name}) -> " + "  then  ".join(hops))
-    if settings.redis_url:
-        check_redis(settings.redis_url, settings.redis_mode)  # a wrong setting stops the start
-        problem = mode_mismatch(settings.redis_url, settings.redis_mode)
-        if problem:
-            raise ValueError(problem)
     limiter = (
         f"redis ({settings.redis_mode})"
         if settings.redis_url
