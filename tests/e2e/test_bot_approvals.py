@@ -165,6 +165,8 @@ def test_an_unanswered_request_is_denied_and_the_run_goes_on(
     assert not (ws / "late.txt").exists()
     assert any("BOT_APPROVAL_TIMEOUT" in r for r in tool_results(h))
     assert any("no answer within" in t for t in telegram.texts(ANA))
+    # Said once, on the request's message: not again as a "not allowed" line of the run.
+    assert not any("Not allowed here" in t for t in telegram.texts(ANA))
     assert telegram.with_buttons(ANA) == []
 
 

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccgate.bot import liveness, sessions
 from ccgate.bot.queue import QUEUE
-from ccgate.bot.runner import run_turn
+from ccgate.bot.runner import asks_the_chat, run_turn
 from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
 from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_root
 from ccgate.shared.redis import SENTINEL_SCHEMES, parse_sentinel_url, queue_redis_url
@@ -143,7 +143,7 @@ async def _turn(
     span.end()
     if result.session_id:
         await sessions.update(redis, platform, chat_id, session_id=result.session_id)
-    if result.denied:
+    if result.denied and not asks_the_chat(settings):  # (asked: the chat saw each answer)
         await sessions.post(
             redis,
             platform,
