@@ -321,8 +321,7 @@ def main() -> None:
             ]
             for name, start in rounds:
                 token = name.lower().replace(" (redis limiter)", "+redis").split(" ")[0]
-                token = "" if token == "ccgate-alt" and not ALT_ENV else token
-                if ONLY and token not in ONLY:
+                if (ONLY and token not in ONLY) or (token == "ccgate-alt" and not ALT_ENV):
                     continue
                 contender = None
                 try:
