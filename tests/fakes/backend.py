@@ -44,7 +44,7 @@ class Turn:
     drop_after: int | None = None  # close the connection after this many chunks
     stream_error: dict[str, Any] | None = None  # an error payload after the first chunk
     usage: tuple[int, int] | None = (123, 45)
-    raw_chunks: list[bytes] | None = None  # send exactly these bytes (OpenAI endpoint)
+    raw_chunks: list[bytes] | None = None  # send exactly these bytes
     count_prompt: bool = (
         False  # report prompt_tokens counted from what was received, as a real server does
     )
@@ -363,6 +363,8 @@ class FakeBackend(ServedApp):
             return early
         events = anthropic_events(turn, str(body.get("model")))
         frames = [f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events]
+        if turn.raw_chunks is not None:
+            frames = list(turn.raw_chunks)
         if turn.stream_error is not None:
             turn.stream_error_frame = (  # type: ignore[attr-defined]
                 f"event: error\ndata: {json.dumps({'type': 'error', 'error': turn.stream_error})}\n\n".encode()
