@@ -44,7 +44,7 @@ class Turn:
     drop_after: int | None = None  # close the connection after this many chunks
     stream_error: dict[str, Any] | None = None  # an error payload after the first chunk
     usage: tuple[int, int] | None = (123, 45)
-    raw_chunks: list[bytes] | None = None  # send exactly these bytes
+    raw_chunks: list[bytes] | None = None  # send exactly these bytes (streaming answers)
     count_prompt: bool = (
         False  # report prompt_tokens counted from what was received, as a real server does
     )
@@ -335,7 +335,9 @@ class FakeBackend(ServedApp):
         model = str(body.get("model"))
         if turn.count_prompt:
             turn = dataclasses.replace(turn, usage=(prompt_tokens(body), 45))
-        if not body.get("stream"):
+        # Recorded bytes go out as they are, whatever was asked: a server that ignores
+        # `stream: false` answers a non-streaming request with a stream too.
+        if not body.get("stream") and turn.raw_chunks is None:
             answer = json.dumps(openai_message(turn, model)).encode()
             if turn.drop_after is None:
                 return Response(answer, media_type="application/json", headers=turn.headers)
@@ -363,7 +365,7 @@ class FakeBackend(ServedApp):
             return early
         events = anthropic_events(turn, str(body.get("model")))
         frames = [f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events]
-        if turn.raw_chunks is not None:
+        if turn.raw_chunks is not None:  # exactly these bytes (a recorded stream)
             frames = list(turn.raw_chunks)
         if turn.stream_error is not None:
             turn.stream_error_frame = (  # type: ignore[attr-defined]

@@ -9,15 +9,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ccgate.edge.providers.table import PROVIDERS
 from ccgate.edge.translate.assemble import MessageAssembler
-from ccgate.edge.translate.errors import ApiError
+from ccgate.edge.translate.errors import ApiError, from_upstream
 from ccgate.edge.translate.jsonfix import INVALID_KEY, parse_arguments
+from ccgate.edge.translate.request import to_openai
 from ccgate.edge.translate.stream import (
     Event,
     OpenAIStreamDecoder,
     StreamOptions,
     StreamTranslator,
 )
+from ccgate.edge.translate.target import Quirks, Target
+from ccgate.edge.translate.thinking import starts_in_reasoning
+from ccgate.edge.translate.tool_calls import TRUNCATED_KEY
 from tests.fakes.backend import Turn, openai_chunks
 from tests.sse_grammar import check_grammar
 
@@ -258,3 +263,320 @@ def test_any_chunking_of_the_byte_stream_gives_the_same_message(
             if block["type"] == "tool_use":
                 block.pop("id")
     assert split == whole
+
+
+# -- upstream context overflow → what Claude Code compacts on ---------------------------------
+
+LLAMACPP_OVERFLOW = {
+    "error": {
+        "code": 400,
+        "message": "request (8342 tokens) exceeds the available context size (4096 tokens), "
+        "try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 8342,
+        "n_ctx": 4096,
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        # llama.cpp tools/server: HTTP 400, type exceed_context_size_error, the two counts.
+        (400, LLAMACPP_OVERFLOW, "prompt is too long: 8342 tokens > 4096 maximum"),
+        (
+            400,
+            {
+                "error": {
+                    **LLAMACPP_OVERFLOW["error"],
+                    "message": "the request exceeds the available context size, try increasing it",
+                }
+            },
+            "prompt is too long: 8342 tokens > 4096 maximum",
+        ),
+        # vLLM (also behind NIM), flat and wrapped ErrorResponse.
+        (
+            400,
+            {
+                "object": "error",
+                "message": "This model's maximum context length is 32768 tokens. However, you "
+                "requested 40000 tokens (39000 in the messages, 1000 in the completion). Please "
+                "reduce the length of the messages or completion.",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            },
+            "prompt is too long: 40000 tokens > 32768 maximum",
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "This model's maximum context length is 8192 tokens. However, "
+                    "your request has 9001 input tokens. Please reduce the length of the input "
+                    "messages.",
+                    "type": "BadRequestError",
+                    "param": None,
+                    "code": 400,
+                }
+            },
+            "prompt is too long: 9001 tokens > 8192 maximum",
+        ),
+        # OpenRouter and DeepSeek word it the OpenAI way.
+        (
+            400,
+            {
+                "error": {
+                    "message": "This endpoint's maximum context length is 163,840 tokens. "
+                    "However, you requested about 201,000 tokens (190,000 of text input, 11,000 "
+                    "in the output). Please reduce the length of either one, or use the "
+                    '"middle-out" transform to compress your prompt automatically.',
+                    "code": 400,
+                }
+            },
+            "prompt is too long: 201000 tokens > 163840 maximum",
+        ),
+        # LM Studio's llama.cpp engine.
+        (
+            400,
+            {
+                "error": "Trying to keep the first 9500 tokens when context the overflows. "
+                "However, the model is loaded with context length of only 4096 tokens, which is "
+                "not enough. Try to load the model with a larger context length, or provide a "
+                "shorter input"
+            },
+            "prompt is too long: 9500 tokens > 4096 maximum",
+        ),
+        # Ollama answers 500 and names no numbers.
+        (
+            500,
+            {"error": {"message": "input exceeds context length", "type": "api_error"}},
+            "prompt is too long: input exceeds context length",
+        ),
+    ],
+)
+def test_context_overflow_becomes_prompt_is_too_long(
+    status: int, body: dict[str, Any], expected: str
+) -> None:
+    error = from_upstream(status, json.dumps(body).encode(), None, "p", "P_API_KEY")
+    assert (error.status, error.type, error.message) == (400, "invalid_request_error", expected)
+
+
+def test_an_output_budget_that_does_not_fit_is_not_a_long_prompt() -> None:
+    body = {
+        "error": {
+            "message": "'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's "
+            "maximum context length is 32768 tokens and your request has 1200 input tokens "
+            "(32000 > 32768 - 1200).",
+            "type": "BadRequestError",
+            "code": 400,
+        }
+    }
+    error = from_upstream(400, json.dumps(body).encode(), None, "vllm", "K")
+    assert error.status == 400
+    assert not error.message.startswith("prompt is too long")
+    assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" in error.message
+
+
+def test_overflow_inside_a_stream_is_prompt_is_too_long_too() -> None:
+    with pytest.raises(ApiError) as info:
+        run(f"data: {json.dumps(LLAMACPP_OVERFLOW)}\n\n".encode())
+    assert info.value.message == "prompt is too long: 8342 tokens > 4096 maximum"
+
+
+# -- structured output ------------------------------------------------------------------------
+
+TITLE_FORMAT = {
+    "type": "json_schema",
+    "schema": {
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+        "required": ["title"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_output_config_format_becomes_response_format() -> None:
+    req = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "name this session"}],
+        "output_config": {"effort": "low", "format": TITLE_FORMAT},
+    }
+    body, _ = to_openai(req, Target("openrouter", "x", Quirks(reasoning_control="openrouter")))
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": TITLE_FORMAT["schema"], "strict": True},
+    }
+    plain, _ = to_openai({**req, "output_config": {"effort": "low"}}, Target("p", "x", Quirks()))
+    assert "response_format" not in plain
+
+
+def test_output_format_on_a_backend_without_json_schema_is_a_clear_400() -> None:
+    req = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": TITLE_FORMAT},
+    }
+    deepseek = PROVIDERS["deepseek"]
+    with pytest.raises(ApiError) as info:
+        to_openai(req, Target("deepseek", "deepseek-chat", deepseek.quirks))
+    assert info.value.status == 400
+    assert "deepseek has no JSON-schema output mode" in info.value.message
+    with pytest.raises(ApiError) as bad:
+        to_openai(
+            {**req, "output_config": {"format": {"type": "regex"}}}, Target("p", "x", Quirks())
+        )
+    assert "only 'json_schema'" in bad.value.message
+
+
+# -- the round trip of OpenRouter's encrypted reasoning ---------------------------------------
+
+
+def test_encrypted_reasoning_goes_back_to_openrouter_unchanged() -> None:
+    item = {"type": "reasoning.encrypted", "data": "gAAAA", "id": "rs_1", "format": "x", "index": 0}
+    translator = StreamTranslator(StreamOptions(model="m"))
+    events = translator.start()
+    events += translator.feed({"choices": [{"delta": {"reasoning_details": [item]}}]})
+    events += translator.feed({"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]})
+    message = final(events + translator.finish())
+    req = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": message["content"]},
+            {"role": "user", "content": "next"},
+        ],
+    }
+    body, _ = to_openai(req, Target("openrouter", "x", Quirks(reasoning_control="openrouter")))
+    assert body["messages"][1]["reasoning_details"] == [item]
+    other, _ = to_openai(req, Target("p", "x", Quirks()))
+    assert "reasoning_details" not in other["messages"][1]
+
+
+# -- a whole non-streaming completion goes through the same rules -----------------------------
+
+
+def completion(message: dict[str, Any], finish: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "blocks", "stop"),
+    [
+        (
+            completion(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "a",
+                            "type": "function",
+                            "function": {"name": "Read", "arguments": '{"file_path": "/a"}'},
+                        },
+                        {
+                            "index": 0,
+                            "id": "b",
+                            "type": "function",
+                            "function": {"name": "Read", "arguments": '{"file_path": "/b"}'},
+                        },
+                    ],
+                },
+                "tool_calls",
+            ),
+            [("tool_use", {"file_path": "/a"}), ("tool_use", {"file_path": "/b"})],
+            "tool_use",
+        ),
+        (
+            completion(
+                {
+                    "role": "assistant",
+                    "content": "Answer.",
+                    "reasoning_details": [{"type": "reasoning.summary", "summary": "Plan."}],
+                },
+                "stop",
+            ),
+            [("thinking", "Plan."), ("text", "Answer.")],
+            "end_turn",
+        ),
+        (
+            completion(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "w",
+                            "type": "function",
+                            "function": {"name": "Write", "arguments": '{"file_path": "/x", "con'},
+                        }
+                    ],
+                },
+                "length",
+            ),
+            [("tool_use", {TRUNCATED_KEY: '{"file_path": "/x", "con'})],
+            "max_tokens",
+        ),
+    ],
+)
+def test_a_whole_completion_fed_as_one_chunk(
+    body: dict[str, Any], blocks: list[tuple[str, Any]], stop: str
+) -> None:
+    translator = StreamTranslator(StreamOptions(model="m", tool_schemas=TOOLS))
+    message = final(translator.start() + translator.feed(body) + translator.finish())
+    got = [
+        (b["type"], b.get("input", b.get("thinking", b.get("text")))) for b in message["content"]
+    ]
+    assert got == blocks
+    assert message["stop_reason"] == stop
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        completion({"role": "assistant", "content": "half"}, "error"),
+        {"error": {"message": "boom"}, "choices": [{"message": {"content": ""}}]},
+        {"object": "error", "message": "boom", "type": "InternalServerError", "code": 500},
+    ],
+)
+def test_a_failed_completion_raises(body: dict[str, Any]) -> None:
+    translator = StreamTranslator(StreamOptions(model="m"))
+    with pytest.raises(ApiError):
+        translator.feed(body)
+
+
+def test_a_late_close_tag_is_dropped_and_calls_before_it_are_not_run() -> None:
+    # An unknown model whose template opened <think>: the reasoning was already sent as text,
+    # but the tag never reaches the user and a call written in it is given back as text.
+    raw = (
+        'I might run <tool_call>{"name": "Bash", "arguments": {"command": "rm -rf x"}}'
+        "</tool_call> but no.</think>\n\nDone."
+    )
+    message = final(
+        run(
+            f"data: {json.dumps({'choices': [{'delta': {'content': raw}}]})}\n\n"
+            "data: [DONE]\n\n".encode()
+        )
+    )
+    assert [b["type"] for b in message["content"]] == ["text"]
+    assert "</think>" not in message["content"][0]["text"]
+    assert "Done." in message["content"][0]["text"]
+    assert message["stop_reason"] == "end_turn"
+
+
+def test_models_whose_template_opens_think() -> None:
+    assert starts_in_reasoning("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", False)
+    assert starts_in_reasoning("Qwen/QwQ-32B", False)
+    assert starts_in_reasoning("zai-org/GLM-4.6", True)
+    assert not starts_in_reasoning("zai-org/GLM-4.6", False)
+    assert not starts_in_reasoning("qwen2.5-coder:7b", True)

@@ -6,6 +6,7 @@ translator as a single chunk (`translate/completion.py`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,9 +23,12 @@ from ccgate.edge.providers.base import (
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.translate.request import to_openai, tool_schemas
+from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_schemas
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
+from ccgate.edge.translate.thinking import starts_in_reasoning
+
+log = logging.getLogger("ccgate.edge")
 
 
 class OpenAICall(ResponseCall):
@@ -63,6 +67,13 @@ class OpenAICall(ResponseCall):
         info = self.info
         info.response_model = translator.response_model
         info.tool_calls = translator.tool_calls
+        if translator.cut_tool_calls:
+            log.warning(
+                "upstream %s hit max_tokens while writing tool call(s) %s: sent with their "
+                "arguments marked truncated, stop_reason max_tokens",
+                self._provider,
+                ", ".join(translator.cut_tool_calls),
+            )
         delta = next(d for name, d in final if name == "message_delta")
         info.stop_reason = delta["delta"]["stop_reason"]
         info.input_tokens = delta["usage"]["input_tokens"]
@@ -71,9 +82,14 @@ class OpenAICall(ResponseCall):
 
 
 class CompletionCall(OpenAICall):
-    """A non-streaming upstream call: the whole answer, read, becomes one chunk."""
+    """A non-streaming upstream call: the whole answer, read, becomes one chunk — unless the
+    server ignored `stream: false` and streams anyway, which is then read as the stream it is."""
 
     async def events(self) -> AsyncIterator[list[Event]]:
+        if self._response.content_type == "text/event-stream":
+            async for events in super().events():
+                yield events
+            return
         translator = self._decoder.translator
         parts = [chunk async for chunk in body_chunks(self._response, self._provider)]
         self.info.first_token_at = time.monotonic()
@@ -112,6 +128,8 @@ async def open_call(
         think_tags=target.quirks.think_tags,
         tool_schemas=schemas or None,
         stop_sequences=tuple(req.get("stop_sequences") or ()),
+        thinking_open=starts_in_reasoning(target.model, thinking_wanted(req, target)),
+        provider=provider.id,
     )
     decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
     call = OpenAICall if stream_upstream else CompletionCall

@@ -58,7 +58,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "deepseek",
             "https://api.deepseek.com/v1",
             needs_key=True,
-            quirks=Quirks(reasoning_history="reasoning_content", supports_top_k=False),
+            quirks=Quirks(
+                reasoning_history="reasoning_content",
+                supports_top_k=False,
+                supports_json_schema=False,  # json_object only (api-docs.deepseek.com, JSON Output)
+            ),
             anthropic_base_url="https://api.deepseek.com/anthropic",
             http2=True,
         ),

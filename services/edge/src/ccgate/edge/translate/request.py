@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from ccgate.edge.translate.errors import invalid_request
+from ccgate.edge.translate.reasoning import detail_from_redacted
+from ccgate.edge.translate.structured import response_format
 from ccgate.edge.translate.target import Target
 
 JSON = dict[str, Any]
@@ -154,11 +156,12 @@ def _user_parts(content: Any, where: str, quirks_images: bool) -> tuple[list[JSO
     return tool_messages, trailing_images + parts
 
 
-def _assistant_message(content: Any, keep_reasoning: bool) -> JSON:
+def _assistant_message(content: Any, keep_reasoning: bool, keep_details: bool) -> JSON:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
     reasoning: list[str] = []
+    details: list[JSON] = []  # OpenRouter's encrypted reasoning, handed back unchanged
     calls: list[JSON] = []
     for block in content:
         kind = block.get("type")
@@ -166,6 +169,10 @@ def _assistant_message(content: Any, keep_reasoning: bool) -> JSON:
             texts.append(block.get("text", ""))
         elif kind == "thinking" and keep_reasoning:
             reasoning.append(block.get("thinking", ""))
+        elif kind == "redacted_thinking" and keep_details:
+            detail = detail_from_redacted(block.get("data"))
+            if detail is not None:
+                details.append(detail)
         elif kind == "tool_use":
             calls.append(
                 {
@@ -182,6 +189,8 @@ def _assistant_message(content: Any, keep_reasoning: bool) -> JSON:
         message["tool_calls"] = calls
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
+    if details:
+        message["reasoning_details"] = details
     return message
 
 
@@ -231,6 +240,7 @@ def _simplify(content: Any) -> Any:
 
 def convert_messages(req: JSON, target: Target) -> list[JSON]:
     keep_reasoning = target.quirks.reasoning_history == "reasoning_content"
+    keep_details = target.quirks.reasoning_control == "openrouter"
     out: list[JSON] = []
     system = system_text(req.get("system"))
     if system:
@@ -245,7 +255,7 @@ def convert_messages(req: JSON, target: Target) -> list[JSON]:
                 {"role": "user", "content": f"<system-reminder>\n{text}\n</system-reminder>"}
             )
         elif role == "assistant":
-            out.append(_assistant_message(content, keep_reasoning))
+            out.append(_assistant_message(content, keep_reasoning, keep_details))
         else:
             tool_messages, parts = _user_parts(
                 content, f"messages.{i}", target.quirks.supports_images
@@ -368,6 +378,9 @@ def to_openai(req: JSON, target: Target) -> tuple[JSON, list[str]]:
         if disable:
             body["parallel_tool_calls"] = False
     _apply_thinking(body, req, target)
+    fmt = response_format(req, target)
+    if fmt is not None:
+        body["response_format"] = fmt
     return body, warnings
 
 

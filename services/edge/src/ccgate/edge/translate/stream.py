@@ -1,66 +1,56 @@
 """OpenAI chat-completion chunks → Anthropic stream events: one state machine, fed chunk by chunk.
 
 Events are `(name, data)` pairs of plain data. Blocks open and close in order with contiguous
-indices; reasoning and `<think>` text become thinking blocks (closed with a signature), tool
-calls become tool_use blocks. Tool-call arguments are gathered until the call is complete and
-then sent as one validated `input_json_delta`: the client runs a tool only after its block
-stops, and this way a truncated or broken argument string is repaired or reported instead of
-reaching the client half-parsed. Parallel calls interleaved by the backend stay separate.
+indices; reasoning (`reasoning_content`, `reasoning`, `reasoning_details`, `<think>` text)
+becomes thinking blocks (closed with a signature), tool calls become tool_use blocks. Tool-call
+arguments are gathered until the call is complete and then sent as one validated
+`input_json_delta`: the client runs a tool only after its block stops, and this way a truncated
+or broken argument string is repaired or reported instead of reaching the client half-parsed.
+
+A whole non-streaming completion (`choices[0].message`) can be fed as one chunk: both paths
+share every rule here. What is not a finished answer — an error object in the stream, a
+finish_reason of "error" or one never seen — raises ApiError, never passes for `end_turn`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ccgate.edge.translate.errors import ApiError, from_stream_error
-from ccgate.edge.translate.jsonfix import parse_arguments
+from ccgate.edge.translate.errors import ApiError, from_stream_error, overloaded
+from ccgate.edge.translate.reasoning import STOP_REASONS, reasoning_of, redacted_data
 from ccgate.edge.translate.sse_decode import SSEDecoder
-from ccgate.edge.translate.text_tools import TextToolParser, ToolPiece
-from ccgate.edge.translate.thinking import ThinkSplitter
+from ccgate.edge.translate.text_tools import TextToolParser, ToolPiece, only_control_tokens
+from ccgate.edge.translate.thinking import Kind, ThinkSplitter
+from ccgate.edge.translate.tool_calls import TRUNCATED_KEY, PendingTool, ToolCallGatherer
 
 Event = tuple[str, dict[str, Any]]
 
 PING: Event = ("ping", {"type": "ping"})
-
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "eos": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 
 
 def new_message_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
-def new_tool_id() -> str:
-    return "toolu_" + secrets.token_hex(12)
-
-
 @dataclass
 class StreamOptions:
     model: str
-    message_id: str = field(default_factory=new_message_id)
+    message_id: str = ""
     input_tokens: int = 0
     think_tags: bool = True
     tool_schemas: dict[str, dict[str, Any]] | None = None  # None: no tools were offered
     stop_sequences: tuple[str, ...] = ()
+    thinking_open: bool = False  # the chat template opened `<think>` in the prompt
+    provider: str = "upstream"  # for error messages
 
-
-@dataclass
-class _PendingTool:
-    id: str
-    name: str
-    arguments: list[str] = field(default_factory=list)
-    parsed: dict[str, Any] | None = None
+    def __post_init__(self) -> None:
+        if not self.message_id:
+            self.message_id = new_message_id()
 
 
 class StreamTranslator:
@@ -69,8 +59,11 @@ class StreamTranslator:
         self._index = -1
         self._open: str | None = None  # kind of the open block: text / thinking
         self._thinking_text: list[str] = []
-        self._tools: dict[Any, _PendingTool] = {}
-        self._splitter = ThinkSplitter() if options.think_tags else None
+        self._api_tools = ToolCallGatherer()
+        # Calls written as text, and the text after them, held until the end: text that turns
+        # out to be reasoning (a late `</think>`) must not have been run as a tool.
+        self._written: list[PendingTool | str] = []
+        self._splitter = ThinkSplitter(options.thinking_open) if options.think_tags else None
         self._text_tools = TextToolParser(options.tool_schemas) if options.tool_schemas else None
         self._emitted_tool = False
         self._chars_out = 0
@@ -80,6 +73,7 @@ class StreamTranslator:
         self.completion_tokens: int | None = None
         self.response_model: str | None = None
         self.tool_calls: list[tuple[str, str]] = []  # (id, name), for traces
+        self.cut_tool_calls: list[str] = []  # names of calls cut off by max_tokens, for logs
         self.finished = False
 
     # -- public -------------------------------------------------------------------------
@@ -102,6 +96,11 @@ class StreamTranslator:
         return [("message_start", {"type": "message_start", "message": message})]
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
+        """One upstream chunk (or a whole completion). Raises ApiError for an upstream failure."""
+        if chunk.get("error") or chunk.get("object") == "error":
+            # OpenRouter: `error` next to `choices: [{finish_reason: "error"}]`; vLLM: a flat
+            # `{"object": "error", "message": …}`; OpenAI: `{"error": {…}}`.
+            raise from_stream_error(chunk, self.options.provider)
         out: list[Event] = []
         usage = chunk.get("usage")
         if isinstance(usage, dict):
@@ -112,20 +111,16 @@ class StreamTranslator:
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
             return out
         choice = choices[0]
+        if choice.get("error"):
+            raise from_stream_error(choice, self.options.provider)
         delta = choice.get("delta") or choice.get("message") or {}
         if isinstance(delta, dict):
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                self._thinking(reasoning, out)
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                self._content(content, out)
-            calls = delta.get("tool_calls")
-            if isinstance(calls, list):
-                self._gather_tools(calls)
+            self._delta(delta, out)
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
-            self.finish_reason = reason
+            if reason.lower() not in STOP_REASONS:
+                raise self._unfinished(reason)
+            self.finish_reason = reason.lower()
             matched = choice.get("stop_reason")
             if isinstance(matched, str) and matched in self.options.stop_sequences:
                 self.matched_stop = matched
@@ -139,16 +134,20 @@ class StreamTranslator:
         if self._text_tools is not None:
             for piece in self._text_tools.flush():
                 self._text_piece(piece, out)
-        self._flush_tools(out)
+        mapped = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
+        cut = mapped == "max_tokens"
+        self._flush_pending(out, cut)
         self._close(out)
-        if self._emitted_tool:
+        if cut:
+            # What Anthropic says when output hits the limit — also mid-call: a half-written
+            # Write or Edit must never look like a call to run.
+            stop_reason = "max_tokens"
+        elif self._emitted_tool:
             stop_reason = "tool_use"
         elif self.matched_stop is not None:
             stop_reason = "stop_sequence"
         else:
-            stop_reason = _STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
-            if stop_reason == "tool_use":  # the backend said tool_calls but sent none
-                stop_reason = "end_turn"
+            stop_reason = "end_turn" if mapped == "tool_use" else mapped  # tool_calls, none sent
         input_tokens = self.prompt_tokens
         if input_tokens is None:
             input_tokens = fallback_input_tokens or self.options.input_tokens
@@ -170,34 +169,64 @@ class StreamTranslator:
         return out
 
     # -- content ------------------------------------------------------------------------
-    def _content(self, text: str, out: list[Event]) -> None:
-        if self._splitter is None:
-            self._routed("text", text, out)
-            return
-        for kind, piece in self._splitter.feed(text):
-            self._routed(kind, piece, out)
+    def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
+        reasoning: Any
+        encrypted: list[dict[str, Any]] = []
+        if "reasoning_details" in delta:
+            reasoning, encrypted = reasoning_of(delta)
+        else:  # the common chunk
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            if self._splitter is not None:
+                self._splitter.separated_by_server()
+            self._thinking(reasoning, out)
+        for item in encrypted:
+            self._redacted(item, out)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            if self._splitter is None:
+                self._routed("text", content, out)
+            else:
+                for kind, piece in self._splitter.feed(content):
+                    self._routed(kind, piece, out)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            self._api_tools.add(calls)
 
-    def _routed(self, kind: str, text: str, out: list[Event]) -> None:
+    def _routed(self, kind: Kind, text: str, out: list[Event]) -> None:
         if kind == "thinking":
             self._thinking(text, out)
+        elif kind == "closed":
+            self._reasoning_ended()
         elif self._text_tools is None:
             self._text(text, out)
         else:
             for piece in self._text_tools.feed(text):
                 self._text_piece(piece, out)
 
+    def _reasoning_ended(self) -> None:
+        """A `</think>` with no `<think>`: the output so far was reasoning. Calls written in it
+        are not calls; they go out as the text they were."""
+        self._written = [
+            item.raw if isinstance(item, PendingTool) else item for item in self._written
+        ]
+
     def _text_piece(self, piece: Any, out: list[Event]) -> None:
         if isinstance(piece, ToolPiece):
-            tool = _PendingTool(new_tool_id(), piece.name, parsed=piece.arguments)
-            self._tools[("text", len(self._tools))] = tool
+            tool = PendingTool(
+                name=piece.name, parsed=piece.arguments, complete=piece.complete, raw=piece.raw
+            )
+            self._written.append(tool)
+        elif self._written:
+            self._written.append(piece.text)
         else:
             self._text(piece.text, out)
 
     def _text(self, text: str, out: list[Event]) -> None:
         if not text:
             return
-        if self._tools:
-            self._flush_tools(out)
+        if self._api_tools:
+            self._flush_pending(out, cut=False)
         if self._open != "text":
             # Whitespace that opens a text block (the "\n\n" after </think>) is noise; dropping
             # all of it, whatever the chunking, keeps the result independent of chunk bounds.
@@ -206,63 +235,62 @@ class StreamTranslator:
                 return
             self._begin("text", {"type": "text", "text": ""}, out)
         self._chars_out += len(text)
-        out.append(self._delta({"type": "text_delta", "text": text}))
+        out.append(self._delta_event({"type": "text_delta", "text": text}))
 
     def _thinking(self, text: str, out: list[Event]) -> None:
-        if self._tools:
-            self._flush_tools(out)
+        if self._api_tools or self._written:
+            self._flush_pending(out, cut=False)
         if self._open != "thinking":
             self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
         self._chars_out += len(text)
         self._thinking_text.append(text)
-        out.append(self._delta({"type": "thinking_delta", "thinking": text}))
+        out.append(self._delta_event({"type": "thinking_delta", "thinking": text}))
+
+    def _redacted(self, item: dict[str, Any], out: list[Event]) -> None:
+        self._flush_pending(out, cut=False)
+        self._close(out)
+        self._index += 1
+        block = {"type": "redacted_thinking", "data": redacted_data(item)}
+        out.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": self._index, "content_block": block},
+            )
+        )
+        out.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
 
     # -- tools --------------------------------------------------------------------------
-    def _gather_tools(self, calls: list[Any]) -> None:
-        for position, call in enumerate(calls):
-            if not isinstance(call, dict):
-                continue
-            key = _tool_key(call, position)
-            fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
-            tool = self._tools.get(key)
-            if tool is None:
-                # Fresh ids, never the backend's: local servers reuse `call_0` every turn, and
-                # Claude Code silently drops a tool_use whose id it has already seen.
-                tool = _PendingTool(new_tool_id(), "")
-                self._tools[key] = tool
-            name = fn.get("name")
-            if isinstance(name, str) and name and not tool.name:
-                tool.name = name
-            args = fn.get("arguments")
-            if isinstance(args, str):
-                tool.arguments.append(args)
-            elif isinstance(args, dict):  # some servers send an object, not a string
-                tool.parsed = args
+    def _flush_pending(self, out: list[Event], cut: bool) -> None:
+        written, self._written = self._written, []
+        for item in written:
+            if isinstance(item, PendingTool):
+                self._tool(item, cut, out)
+            elif not only_control_tokens(item):
+                self._text(item, out)
+        for tool in self._api_tools.take():
+            self._tool(tool, cut, out)
 
-    def _flush_tools(self, out: list[Event]) -> None:
-        tools, self._tools = self._tools, {}
-        for tool in tools.values():
-            if not tool.name:
-                continue
-            self._close(out)
-            if tool.parsed is not None:
-                arguments = tool.parsed
-            else:
-                arguments, _repaired = parse_arguments("".join(tool.arguments))
-            self._index += 1
-            block = {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}
-            out.append(
-                (
-                    "content_block_start",
-                    {"type": "content_block_start", "index": self._index, "content_block": block},
-                )
+    def _tool(self, tool: PendingTool, cut: bool, out: list[Event]) -> None:
+        if not tool.name:
+            return
+        self._close(out)
+        arguments = tool.input(cut)
+        if TRUNCATED_KEY in arguments:
+            self.cut_tool_calls.append(tool.name)
+        self._index += 1
+        block = {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}
+        out.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": self._index, "content_block": block},
             )
-            partial = orjson.dumps(arguments).decode()
-            self._chars_out += len(partial)
-            out.append(self._delta({"type": "input_json_delta", "partial_json": partial}))
-            out.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
-            self._emitted_tool = True
-            self.tool_calls.append((tool.id, tool.name))
+        )
+        partial = orjson.dumps(arguments).decode()
+        self._chars_out += len(partial)
+        out.append(self._delta_event({"type": "input_json_delta", "partial_json": partial}))
+        out.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
+        self._emitted_tool = True
+        self.tool_calls.append((tool.id, tool.name))
 
     # -- blocks -------------------------------------------------------------------------
     def _begin(self, kind: str, block: dict[str, Any], out: list[Event]) -> None:
@@ -282,11 +310,13 @@ class StreamTranslator:
         if self._open == "thinking":
             digest = hashlib.sha256("".join(self._thinking_text).encode()).hexdigest()
             self._thinking_text = []
-            out.append(self._delta({"type": "signature_delta", "signature": "ccgate-" + digest}))
+            out.append(
+                self._delta_event({"type": "signature_delta", "signature": "ccgate-" + digest})
+            )
         out.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
         self._open = None
 
-    def _delta(self, delta: dict[str, Any]) -> Event:
+    def _delta_event(self, delta: dict[str, Any]) -> Event:
         return (
             "content_block_delta",
             {"type": "content_block_delta", "index": self._index, "delta": delta},
@@ -299,6 +329,14 @@ class StreamTranslator:
             self.prompt_tokens = prompt
         if isinstance(completion, int):
             self.completion_tokens = completion
+
+    def _unfinished(self, reason: str) -> ApiError:
+        where = f"upstream {self.options.provider}"
+        if reason.lower() == "error":
+            return overloaded(f"{where} ended the answer with an error (finish_reason 'error')")
+        return ApiError(
+            500, "api_error", f"{where} ended the answer with an unknown finish_reason {reason!r}"
+        )
 
 
 class OpenAIStreamDecoder:
@@ -333,19 +371,11 @@ class OpenAIStreamDecoder:
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
+                if event == "error":
+                    raise from_stream_error(data, self._provider) from None
                 continue  # keep-alive comments and junk lines are not content
-            if not isinstance(chunk, dict):
-                continue
-            if event == "error" or ("error" in chunk and "choices" not in chunk):
+            if event == "error":
                 raise from_stream_error(chunk, self._provider)
-            out.extend(self.translator.feed(chunk))
+            if isinstance(chunk, dict):
+                out.extend(self.translator.feed(chunk))
         return out
-
-
-def _tool_key(call: dict[str, Any], position: int) -> int | str:
-    """Which streamed tool call a fragment belongs to: its index, else its id, else its place
-    (a backend may send anything there, and the key must be hashable)."""
-    for candidate in (call.get("index"), call.get("id")):
-        if isinstance(candidate, int | str) and candidate != "":
-            return candidate
-    return position

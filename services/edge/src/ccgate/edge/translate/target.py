@@ -21,6 +21,8 @@ class Quirks:
     supports_images: bool = True
     think_tags: bool = True
     max_tokens_cap: int | None = None
+    # OpenAI `response_format: {"type": "json_schema"}` (for Anthropic `output_config.format`).
+    supports_json_schema: bool = True
     schema_drop_keys: frozenset[str] = field(default_factory=lambda: frozenset({"$schema"}))
 
 
