@@ -40,7 +40,8 @@ LEVELS = (1, 16, 64, 256)
 LEVEL_SECONDS = float(os.environ.get("PEERS_LEVEL_SECONDS", "5"))
 IDLE_STREAMS = int(os.environ.get("PEERS_IDLE_STREAMS", "1000"))
 # PEERS_ONLY=direct,ccgate,ccgate+redis,litellm,claude-code-router picks contenders; PEERS_PARTS=wrk runs
-# only the wrk throughput cells (a quick A/B while changing the hot path).
+# only the wrk throughput cells (a quick A/B while changing the hot path), PEERS_PARTS=wrk,idle
+# those and the idle streams' memory.
 ONLY = [n for n in os.environ.get("PEERS_ONLY", "").split(",") if n]
 PARTS = os.environ.get("PEERS_PARTS", "latency,wrk").split(",")
 # An A/B in one window: PEERS_ALT_ENV="NAME=value ..." adds `ccgate-alt`, the same edge with
@@ -320,8 +321,7 @@ def main() -> None:
             ]
             for name, start in rounds:
                 token = name.lower().replace(" (redis limiter)", "+redis").split(" ")[0]
-                token = "" if token == "ccgate-alt" and not ALT_ENV else token
-                if ONLY and token not in ONLY:
+                if (ONLY and token not in ONLY) or (token == "ccgate-alt" and not ALT_ENV):
                     continue
                 contender = None
                 try:
@@ -330,6 +330,8 @@ def main() -> None:
                     data: dict[str, Any] = {}
                     if "latency" in PARTS:
                         data = asyncio.run(measure(contender, backend_url + "/v1/chat/completions"))
+                    elif "idle" in PARTS and contender.pid:  # (measure() includes it)
+                        data["idle"] = asyncio.run(idle_streams(contender, contender.url))
                     if "wrk" in PARTS and wrk.available() is None:
                         direct = contender.url or backend_url + "/v1/chat/completions"
                         data["wrk"] = wrk.throughput(

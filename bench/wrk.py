@@ -194,6 +194,16 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
         )
     row("gateway CPU per streamed chunk (µs)", lambda w: num(w.get("cpu_us_per_chunk"), ".1f"))
     row("RSS after the run (MB)", lambda w: num(w.get("rss_mb_after")))
+    lines.append(
+        "| RSS with 1,000 idle open streams (MB) | "
+        + " | ".join(
+            f"{rows[n]['idle']['rss_with_streams_mb']:.0f} ({rows[n]['idle']['streams_open']} open)"
+            if rows[n].get("idle")
+            else "–"
+            for n in names
+        )
+        + " |"
+    )
     row(
         "non-2xx / socket errors",
         lambda w: "/".join(

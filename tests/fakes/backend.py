@@ -335,7 +335,9 @@ class FakeBackend(ServedApp):
         model = str(body.get("model"))
         if turn.count_prompt:
             turn = dataclasses.replace(turn, usage=(prompt_tokens(body), 45))
-        if not body.get("stream"):
+        # Recorded bytes go out as they are, whatever was asked: a server that ignores
+        # `stream: false` answers a non-streaming request with a stream too.
+        if not body.get("stream") and turn.raw_chunks is None:
             answer = json.dumps(openai_message(turn, model)).encode()
             if turn.drop_after is None:
                 return Response(answer, media_type="application/json", headers=turn.headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -364,6 +365,24 @@ def test_anthropic_pass_through(
     sent = backend.requests[0]
     assert sent.path == "/v1/messages" and sent.body["model"] == "fake-model"
     assert sent.headers["x-api-key"] == "sk-provider-secret-123"
+    assert edge.wait_idle() == 0
+
+
+def test_anthropic_error_in_the_same_read_as_message_start(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    """One upstream read carrying message_start and then an error event: the client still
+    gets message_start first, then the error (the error used to drop the events before it)."""
+    edge = edge_factory(backend_env(backend, "anthropic"))
+    start = {"type": "message_start", "message": {"id": "msg_1", "type": "message",
+             "role": "assistant", "model": "fake-model", "content": [], "stop_reason": None,
+             "usage": {"input_tokens": 3, "output_tokens": 0}}}  # fmt: skip
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "fell over"}}
+    frames = f"event: message_start\ndata: {json.dumps(start)}\n\n"
+    frames += f"event: error\ndata: {json.dumps(error)}\n\n"
+    backend.script(Turn(raw_chunks=[frames.encode()]))
+    events = parse_sse(post(edge, simple(stream=True)).content)
+    assert [name for name, _ in events] == ["message_start", "error"]
     assert edge.wait_idle() == 0
 
 

@@ -52,11 +52,17 @@ class AnthropicCall(ResponseCall):
         decoder = SSEDecoder()
         stopped = False
         async for chunk in body_chunks(self._response, self._provider):
-            events = self._convert(decoder.feed(chunk))
+            events, error = self._convert(decoder.feed(chunk))
             if events:
                 stopped = stopped or events[-1][0] == "message_stop"
                 yield events
-        events = self._convert(decoder.flush())
+            if error is not None:
+                raise error
+        events, error = self._convert(decoder.flush())
+        if error is not None:
+            if events:
+                yield events
+            raise error
         stopped = stopped or any(name == "message_stop" for name, _ in events)
         if not stopped:
             raise ApiError(
@@ -67,7 +73,9 @@ class AnthropicCall(ResponseCall):
         if events:
             yield events
 
-    def _convert(self, items: list[tuple[str, str]]) -> list[Event]:
+    def _convert(self, items: list[tuple[str, str]]) -> tuple[list[Event], ApiError | None]:
+        """The events of one read, and the upstream's error event if one came: the events
+        before it still go out first (one read may carry message_start and the error)."""
         out: list[Event] = []
         info = self.info
         for name, data in items:
@@ -79,7 +87,7 @@ class AnthropicCall(ResponseCall):
                 continue
             kind = payload.get("type", name)
             if kind == "error":
-                raise stream_error(payload, self._provider)
+                return out, stream_error(payload, self._provider)
             if kind == "message_start":
                 message = payload.get("message") or {}
                 info.response_model = message.get("model")
@@ -98,7 +106,7 @@ class AnthropicCall(ResponseCall):
                     info.input_tokens = usage["input_tokens"]
                 info.stop_reason = (payload.get("delta") or {}).get("stop_reason")
             out.append((str(kind), payload))
-        return out
+        return out, None
 
 
 async def open_call(

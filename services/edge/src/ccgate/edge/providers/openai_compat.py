@@ -82,9 +82,14 @@ class OpenAICall(ResponseCall):
 
 
 class CompletionCall(OpenAICall):
-    """A non-streaming upstream call: the whole answer, read, becomes one chunk."""
+    """A non-streaming upstream call: the whole answer, read, becomes one chunk — unless the
+    server ignored `stream: false` and streams anyway, which is then read as the stream it is."""
 
     async def events(self) -> AsyncIterator[list[Event]]:
+        if self._response.content_type == "text/event-stream":
+            async for events in super().events():
+                yield events
+            return
         translator = self._decoder.translator
         parts = [chunk async for chunk in body_chunks(self._response, self._provider)]
         self.info.first_token_at = time.monotonic()
