@@ -88,6 +88,20 @@ class Settings(BaseSettings):
     enable_title_generation_skip: bool = True
     fast_prefix_detection: bool = True
 
+    # Context windows and model discovery (issue 15). A tier's window in tokens; unset =
+    # read from the backend where it says (Ollama, LM Studio, OpenRouter, llama.cpp).
+    model_opus_context_window: int | None = None
+    model_sonnet_context_window: int | None = None
+    model_haiku_context_window: int | None = None
+    model_context_window: int | None = None
+    model_long_context: str | None = None  # provider/model for a prompt over its window
+    # Report usage scaled so that Claude Code's own auto-compaction (which assumes a Claude
+    # window) fires when the backend is CONTEXT_COMPACT_AT full.
+    context_usage_scaling: bool = True
+    context_compact_at: float = Field(default=0.8, gt=0.1, le=1.0)
+    claude_code_context_window: int = 1_000_000  # what the pinned CLI assumes for Claude ids
+    discovery_extra_models: str = ""  # comma list of provider/model also listed in /v1/models
+
     redis_url: str | None = None
     ccgate_api_keys: SecretStr | None = None
     ccgate_trace_content: bool = False
@@ -119,7 +133,17 @@ class Settings(BaseSettings):
     )
     bot_skip_permissions: bool = False
 
-    @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")
+    @field_validator(
+        "model_opus",
+        "model_sonnet",
+        "model_haiku",
+        "model_long_context",
+        "model_opus_context_window",
+        "model_sonnet_context_window",
+        "model_haiku_context_window",
+        "model_context_window",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from ccgate.edge import metrics, openapi
 from ccgate.edge.auth import Authenticator
+from ccgate.edge.context import discovery
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.keys import open_store
 from ccgate.edge.messages import error_response, handle_count_tokens, handle_messages
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway.warm_up()
+        await gateway.context.discover(gateway.providers, gateway.client)
         refresher = asyncio.create_task(refresh_keys(auth))
         yield
         refresher.cancel()
@@ -157,28 +159,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def models(request: Request) -> Response:
         auth.identify(request.headers)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-        data: list[dict[str, Any]] = []
-        for tier, routes in gateway.router.table().items():
-            for route in routes:
-                model_id = f"{route.provider}/{route.model}"
-                if any(d["id"] == model_id for d in data):
-                    continue
-                data.append(
-                    {
-                        "type": "model",
-                        "id": model_id,
-                        "display_name": f"{model_id} ({tier})",
-                        "created_at": created,
-                    }
-                )
-        return _json(
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-        )
+        return _json(discovery.models_page(gateway.context, created))
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> Response:

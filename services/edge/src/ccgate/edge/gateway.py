@@ -19,6 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ccgate.edge import metrics
+from ccgate.edge.context.fit import scale_usage
+from ccgate.edge.context.gate import ContextGate
 from ccgate.edge.outcome import record_outcome, record_usage
 from ccgate.edge.providers import anthropic_native, openai_compat
 from ccgate.edge.providers.base import (
@@ -66,14 +68,16 @@ class Opened:
     started: float = field(default_factory=time.monotonic)
     error: ApiError | None = None
     completion: list[str] = field(default_factory=list)
+    usage_scale: float = 1.0  # the client sees input usage scaled (context/fit.py)
     _closed: bool = False
 
     @property
     def info(self) -> CallInfo:
         return self.call.info
 
-    def events(self) -> AsyncIterator[list[Event]]:
-        return self.call.events()
+    async def events(self) -> AsyncIterator[list[Event]]:
+        async for events in self.call.events():
+            yield scale_usage(events, self.usage_scale)
 
     def observe(self, events: list[Event]) -> None:
         """Completion text for the span — only when content capture is on."""
@@ -112,6 +116,7 @@ class Gateway:
     def __init__(self, settings: Settings, limiter: Limiter) -> None:
         self.settings = settings
         self.router = Router(settings)
+        self.context = ContextGate(settings, self.router)
         self.providers: dict[str, Provider] = configure_all(settings)
         self.limiter = limiter
         self.timeouts = Timeouts(
@@ -180,10 +185,11 @@ class Gateway:
         user_limits: UserLimits | None = None,
     ) -> Opened:
         resolved = self.router.resolve(req["model"])
+        fit = self.context.fit(req, resolved, input_estimate)
         deadline = time.monotonic() + self.settings.limiter_queue_timeout
         last: ApiError | None = None
         attempts = 0
-        for position, route in enumerate(resolved.routes):
+        for position, route in enumerate(fit.routes):
             provider = self.providers[route.provider]
             missing = provider.missing()
             if missing:
@@ -194,7 +200,7 @@ class Gateway:
                     "gateway's environment"
                 )
                 continue
-            is_last = position == len(resolved.routes) - 1
+            is_last = position == len(fit.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
                 admitted = await self._admit(route, user, deadline, rtrace, user_limits)
@@ -261,6 +267,7 @@ class Gateway:
                     usage=self.usage,
                     usage_key=user,
                     queued=admitted.waited,
+                    usage_scale=fit.scale(route),
                 )
         assert last is not None
         raise last
@@ -331,9 +338,10 @@ class Gateway:
         headers: dict[str, str],
     ) -> UpstreamCall:
         client = self.client(provider)
+        extra = self.context.backend_fields(route)
         if provider.api_format == "anthropic":
             return await anthropic_native.open_call(
-                client, provider, req, route.model, self.timeouts, headers
+                client, provider, {**req, **extra}, route.model, self.timeouts, headers
             )
         target = Target(
             route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed
@@ -350,6 +358,7 @@ class Gateway:
                 lambda: count_tokens(req),
                 headers,
                 warnings,
+                extra,
             )
         finally:
             for warning in warnings:

@@ -62,11 +62,13 @@ async def open_call(
     exact_input_tokens: Callable[[], int],
     headers: dict[str, str],
     warnings: list[str],
+    extra_body: dict[str, Any] | None = None,
 ) -> OpenAICall:
     try:
         body, notes = to_openai(req, target)
     except ApiError as exc:
         raise UpstreamFailure(exc, retryable=False) from exc
+    body.update(extra_body or {})  # provider fields the translation does not know (num_ctx)
     warnings.extend(notes)
     response = await send(
         client, provider, body, {"accept": "text/event-stream", **headers}, timeouts
