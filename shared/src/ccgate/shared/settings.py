@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     claude_code_context_window: int = 1_000_000  # what the pinned CLI assumes for Claude ids
     discovery_extra_models: str = ""  # comma list of provider/model also listed in /v1/models
 
+    # Web search on any backend (issue 15): the gateway runs Anthropic's web_search tool.
+    web_search_provider: Literal["off", "searxng", "brave", "tavily"] = "off"
+    web_search_max_results: int = 5
+    searxng_base_url: str | None = None
+    brave_search_api_key: SecretStr | None = None
+    brave_search_base_url: str = "https://api.search.brave.com/res/v1"
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = "https://api.tavily.com"
+
     redis_url: str | None = None
     ccgate_api_keys: SecretStr | None = None
     ccgate_trace_content: bool = False

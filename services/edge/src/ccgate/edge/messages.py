@@ -15,6 +15,7 @@ from ccgate.edge import metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
+from ccgate.edge.server_tools import hook as server_tools
 from ccgate.edge.sse import EventStreamResponse, encode_all
 from ccgate.edge.tracing import failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
@@ -184,7 +185,8 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
         metrics.TOOL_ERRORS.labels(call.name or "unknown").inc()
     try:
         opened = await until_disconnect(
-            request, gateway.open_message(req, user, estimate, {}, rtrace, user_limits)
+            request,
+            server_tools.open_message(gateway, req, user, estimate, {}, rtrace, user_limits),
         )
     except ApiError as error:
         metrics.REQUESTS.labels("none", "none", str(error.status)).inc()
