@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from tests.fakes.server import ServedApp
@@ -32,8 +32,14 @@ class FakeSearch(ServedApp):
                 Route("/search", self._searxng, methods=["GET"]),
                 Route("/search", self._tavily, methods=["POST"]),
                 Route("/res/v1/web/search", self._brave, methods=["GET"]),
+                Route("/page", self._page, methods=["GET"]),  # a web page to fetch
             ]
         )
+
+    async def _page(self, request: Request) -> HTMLResponse:
+        self.seen.append({"path": "/page"})
+        body = "".join(f"<h1>{p.title}</h1><p>{p.text}</p>" for p in self.pages)
+        return HTMLResponse(f"<html><head><title>page</title></head><body>{body}</body></html>")
 
     def _failed(self) -> JSONResponse | None:
         if self.status == 200:
