@@ -214,3 +214,15 @@ def test_a_setting_wins_over_what_the_backend_says(
         page = httpx.get(edge.url + "/v1/models").json()
         assert page["data"][0]["max_input_tokens"] == 20000
         assert "MODEL_CONTEXT_WINDOW" in json.dumps(page)
+
+
+def test_count_tokens_is_scaled_like_the_usage(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    body = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": LONG_TEXT}]}
+    scaled = edge_factory(backend_env(backend, MODEL_CONTEXT_WINDOW="32768"))
+    counted = httpx.post(scaled.url + "/v1/messages/count_tokens", json=body).json()
+    # (the factory's environment carries over: this edge has the window and scaling off)
+    plain = edge_factory(backend_env(backend, CONTEXT_USAGE_SCALING="false"))
+    real = httpx.post(plain.url + "/v1/messages/count_tokens", json=body).json()["input_tokens"]
+    assert counted["input_tokens"] == round(real * 1_000_000 / (32768 * 0.8))

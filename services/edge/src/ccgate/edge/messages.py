@@ -203,8 +203,10 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     return Response(orjson.dumps(message), media_type="application/json")
 
 
-async def handle_count_tokens(request: Request) -> Response:
+async def handle_count_tokens(request: Request, gateway: Gateway | None = None) -> Response:
     body, _ = await read_json(request)
     req = check_messages_request(body, need_max_tokens=False)
     tokens = await asyncio.to_thread(count_tokens, req)
+    if gateway is not None:  # in the units the request's usage is reported in
+        tokens = round(tokens * gateway.context.count_scale(req))
     return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")

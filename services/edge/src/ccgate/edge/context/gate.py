@@ -11,7 +11,7 @@ import httpx
 from ccgate.edge.context.fit import Fit, fit_routes, usage_scale
 from ccgate.edge.context.windows import ContextWindows, Window
 from ccgate.edge.providers.table import Provider
-from ccgate.edge.routing import Resolved, Route, Router
+from ccgate.edge.routing import Resolved, Route, Router, RoutingError
 from ccgate.edge.translate.tokens import count_tokens
 from ccgate.shared.settings import Settings
 
@@ -50,14 +50,6 @@ class ContextGate:
 
         known = [w.tokens for r in resolved.routes if (w := window_of(r)) is not None]
 
-        def scale_of(window: Window | None) -> float:
-            return usage_scale(
-                window,
-                self.settings.claude_code_context_window,
-                self.settings.context_compact_at,
-                self.settings.context_usage_scaling,
-            )
-
         if not known:
             return Fit(resolved.routes, {})
         tokens = estimate if estimate < COUNT_ABOVE * min(known) else count_tokens(req)
@@ -67,11 +59,28 @@ class ContextGate:
             tokens,
             self.router.long_context,
             self.windows.discovered,  # a long-context model's tier window is not its own
-            scale_of,
+            self._scale_of,
         )
         if fit.routes[0] not in resolved.routes:
             log.info("prompt of %d tokens is over its window; sent to MODEL_LONG_CONTEXT", tokens)
         return fit
+
+    def count_scale(self, req: dict[str, Any]) -> float:
+        """The factor for `count_tokens`, the same one the request's usage would get."""
+        try:
+            resolved = self.router.resolve(str(req.get("model", "")))
+        except RoutingError:
+            return 1.0
+        window = self.windows.window(resolved.tier, resolved.routes[0]) if resolved.routes else None
+        return self._scale_of(window)
+
+    def _scale_of(self, window: Window | None) -> float:
+        return usage_scale(
+            window,
+            self.settings.claude_code_context_window,
+            self.settings.context_compact_at,
+            self.settings.context_usage_scaling,
+        )
 
     def backend_fields(self, route: Route) -> dict[str, Any]:
         """Extra body fields for the backend: Ollama runs a model at `options.num_ctx`, and at
