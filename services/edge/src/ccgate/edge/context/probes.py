@@ -108,8 +108,9 @@ PROBES: dict[str, Callable[[Provider, str], WindowProbe]] = {
 
 
 def probe_for(provider: Provider, model: str) -> WindowProbe | None:
+    """The probe for a usable provider (one still missing its key is not asked)."""
     make = PROBES.get(provider.id)
-    return make(provider, model) if make else None
+    return make(provider, model) if make and provider.missing() is None else None
 
 
 def _request_args(probe: WindowProbe, provider: Provider) -> dict[str, Any]:
