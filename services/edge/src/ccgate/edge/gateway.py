@@ -75,7 +75,10 @@ class Opened:
     def info(self) -> CallInfo:
         return self.call.info
 
-    async def events(self) -> AsyncIterator[list[Event]]:
+    def events(self) -> AsyncIterator[list[Event]]:
+        return self.call.events() if self.usage_scale == 1.0 else self._scaled_events()
+
+    async def _scaled_events(self) -> AsyncIterator[list[Event]]:
         async for events in self.call.events():
             yield scale_usage(events, self.usage_scale)
 
