@@ -98,3 +98,21 @@ def test_next_round_stops_forcing_and_drops_a_spent_tool() -> None:
     assert again["messages"][-1]["content"][0]["tool_use_id"] == "call_1"
     spent = websearch.next_round(req, [], "call_1", "q", "results", False)
     assert "tools" not in spent and "tool_choice" not in spent
+
+
+def test_ollama_is_sent_a_configured_window_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ccgate.edge.context.gate import ContextGate
+    from ccgate.edge.routing import Router
+    from ccgate.shared.settings import Settings
+
+    monkeypatch.setenv("MODEL", "ollama/qwen3:8b")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    gate = ContextGate(settings, Router(settings))
+    route = Route("ollama", "qwen3:8b")
+    gate.windows.learn(route, (131072, "ollama /api/show"))
+    assert gate.window(route) == Window(131072, "ollama /api/show")
+    assert gate.backend_fields(route) == {}  # the trained length is not forced on the server
+    monkeypatch.setenv("MODEL_CONTEXT_WINDOW", "16384")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    gate = ContextGate(settings, Router(settings))
+    assert gate.backend_fields(route) == {"options": {"num_ctx": 16384}}

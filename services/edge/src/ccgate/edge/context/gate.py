@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from ccgate.edge.context.fit import Fit, fit_routes, usage_scale
-from ccgate.edge.context.windows import ContextWindows, Window
+from ccgate.edge.context.windows import ContextWindows, Window, configured
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.routing import Resolved, Route, Router, RoutingError
 from ccgate.edge.translate.tokens import count_tokens
@@ -84,9 +84,10 @@ class ContextGate:
 
     def backend_fields(self, route: Route) -> dict[str, Any]:
         """Extra body fields for the backend: Ollama runs a model at `options.num_ctx`, and at
-        a small default without it (its OpenAI endpoint is documented to ignore the field;
-        set OLLAMA_CONTEXT_LENGTH on the server for that one)."""
+        its small default without it, so a configured window is sent (a discovered one is not:
+        the trained length could exhaust the server's memory). Ollama documents that its
+        OpenAI endpoint ignores the field; set OLLAMA_CONTEXT_LENGTH on the server for that."""
         if route.provider != "ollama":
             return {}
-        window = self.window(route)
+        window = configured(self.settings, self.router.tier_routing(route))
         return {"options": {"num_ctx": window.tokens}} if window else {}

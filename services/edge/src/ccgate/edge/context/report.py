@@ -16,6 +16,11 @@ def context_report(settings: Settings, router: Router, providers: dict[str, Prov
         window = gate.window(route)
         said = window.describe() if window else "unknown (set MODEL_*_CONTEXT_WINDOW)"
         lines.append(f"  context {route.provider}/{route.model}: {said}")
+        if route.provider == "ollama" and window and not window.source.startswith("MODEL_"):
+            lines.append(
+                "    (Ollama runs it at its default num_ctx unless the model or "
+                "OLLAMA_CONTEXT_LENGTH sets one; a MODEL_*_CONTEXT_WINDOW is sent as num_ctx)"
+            )
     if settings.context_usage_scaling:
         lines.append(
             f"  usage scaled for Claude Code's auto-compaction at "
