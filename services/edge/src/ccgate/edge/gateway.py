@@ -188,7 +188,7 @@ class Gateway:
         user_limits: UserLimits | None = None,
     ) -> Opened:
         resolved = self.router.resolve(req["model"])
-        fit = self.context.fit(req, resolved, input_estimate)
+        fit = await self.context.fit(req, resolved, input_estimate)
         deadline = time.monotonic() + self.settings.limiter_queue_timeout
         last: ApiError | None = None
         attempts = 0
