@@ -64,6 +64,14 @@ def test_models_lists_every_routed_model_under_an_id_claude_code_keeps(
     ask(edge, "claude-via-openai_compat/extra-one")
     ask(edge, "claude-via-openai_compat/fake-sonnet")
     assert [r.body["model"] for r in backend.requests] == ["extra-one", "fake-sonnet"]
+    # A mistyped one is the client's mistake, said as such.
+    for wrong in ("claude-via-nowhere/x", "claude-via-ollama"):
+        answer = httpx.post(
+            edge.url + "/v1/messages",
+            json={"model": wrong, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert answer.status_code == 400, answer.text
+        assert "GET /v1/models" in answer.json()["error"]["message"]
 
 
 def test_a_prompt_over_its_window_gets_the_400_claude_code_compacts_on(

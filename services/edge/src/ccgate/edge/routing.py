@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ccgate.edge.providers.table import ALIASES, PROVIDERS
+from ccgate.edge.translate.errors import invalid_request
 from ccgate.shared.settings import Settings
 
 Tier = Literal["opus", "sonnet", "haiku", "default"]
@@ -98,7 +99,10 @@ class Router:
 
     def resolve(self, model: str) -> Resolved:
         if model.startswith(DISCOVERY_PREFIX):
-            route = parse_route(model[len(DISCOVERY_PREFIX) :])
+            try:
+                route = parse_route(model[len(DISCOVERY_PREFIX) :])
+            except RoutingError as exc:  # the client's mistake: a 400 naming the fix
+                raise invalid_request(f"model {model!r}: {exc}; see GET /v1/models") from None
             tier = self.tier_routing(route)
             return Resolved(tier, (route,), thinking_allowed(self._settings, tier))
         provider, sep, _ = model.partition("/")
