@@ -98,6 +98,26 @@ def test_web_search_runs_in_the_gateway_and_answers_as_anthropic_does(
     assert "secret-key" not in caplog.text
 
 
+def test_web_search_over_the_anthropic_pass_through(
+    backend: FakeBackend, searcher: FakeSearch, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    edge = edge_factory(backend_env(backend, "anthropic", **search_env(searcher, "searxng")))
+    script_search(backend, "ccgate gateway")
+    with anthropic_client(edge.url) as client:
+        message = client.messages.create(**request())
+    assert [b.type for b in message.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    first, second = (r.body for r in backend.requests)
+    assert [t["name"] for t in first["tools"]] == ["web_search"]
+    assert "type" not in first["tools"][0]  # an ordinary tool, not the server tool
+    result = second["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result" and "docs.example.org" in result["content"]
+    assert message.usage.server_tool_use.web_search_requests == 1
+
+
 def test_the_stream_carries_the_blocks_with_consecutive_indices(
     backend: FakeBackend, searcher: FakeSearch, edge_factory: Callable[[dict[str, str]], Edge]
 ) -> None:

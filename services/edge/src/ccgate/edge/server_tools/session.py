@@ -112,10 +112,12 @@ class WebSearchSession(Opened):
                     elif name.startswith("content_block_"):
                         index = data["index"]
                         if name == "content_block_start" and self._is_call(data["content_block"]):
+                            start_input = data["content_block"].get("input") or {}
                             round_.call = {
                                 "id": data["content_block"]["id"],
                                 "index": index,
-                                "json": [],
+                                # a backend may give the whole input at the start, no deltas
+                                "json": [json.dumps(start_input)] if start_input else [],
                             }
                         if round_.call is not None and index == round_.call["index"]:
                             if name == "content_block_delta":
