@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,6 +262,12 @@ class FakeBackend(ServedApp):
         self.in_flight = 0
         self.max_in_flight = 0
         self.open_streams = 0
+        # A window like a real server's: an OpenAI request whose prompt (counted as
+        # `prompt_tokens` does) is over it gets llama.cpp's 400; every count is kept.
+        self.context_window: int | None = None
+        self.prompt_counts: list[int] = []
+        # Answers some requests (e.g. a compaction request) without consuming the script.
+        self.intercept: Callable[[dict[str, Any]], Turn | None] | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
@@ -294,7 +300,8 @@ class FakeBackend(ServedApp):
         self.arrivals.append(time.monotonic())
         body = json.loads(await request.body())
         self.requests.append(Recorded(request.url.path, dict(request.headers), body))
-        return self._next(), body
+        special = self.intercept(body) if self.intercept else None
+        return special or self._next(), body
 
     async def _early(self, turn: Turn) -> Response | None:
         if turn.stall:
@@ -327,9 +334,23 @@ class FakeBackend(ServedApp):
             self.in_flight -= 1
             self.open_streams -= 1
 
+    def _over_window(self, body: dict[str, Any]) -> Response | None:
+        if self.context_window is None:
+            return None
+        count = prompt_tokens(body)
+        self.prompt_counts.append(count)
+        if count <= self.context_window:
+            return None
+        message = (
+            f"request ({count} tokens) exceeds the available context size "
+            f"({self.context_window} tokens), try increasing it"
+        )
+        error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+        return JSONResponse({"error": error}, status_code=400)
+
     async def _openai(self, request: Request) -> Response:
         turn, body = await self._record(request)
-        early = await self._early(turn)
+        early = await self._early(turn) or self._over_window(body)
         if early is not None:
             return early
         model = str(body.get("model"))

@@ -17,8 +17,15 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    def __init__(self, app: Any, port: int | None = None, http: Any = "auto") -> None:
+    def __init__(
+        self,
+        app: Any,
+        port: int | None = None,
+        http: Any = "auto",
+        tls: tuple[str, str] | None = None,  # (certificate file, key file): serve https
+    ) -> None:
         self.port = port or free_port()
+        self.scheme = "https" if tls else "http"
         config = uvicorn.Config(
             app,
             http=http,
@@ -28,13 +35,15 @@ class ThreadedServer:
             lifespan="on",
             loop="asyncio",
             timeout_graceful_shutdown=1,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
@@ -54,6 +63,7 @@ class ServedApp:
     """A fake whose ASGI `app` is served on loopback for the length of a `with` block."""
 
     app: Any
+    tls: tuple[str, str] | None = None
     _server: ThreadedServer | None = None
 
     @property
@@ -62,7 +72,7 @@ class ServedApp:
         return self._server.url
 
     def __enter__(self) -> Self:
-        self._server = ThreadedServer(self.app).__enter__()
+        self._server = ThreadedServer(self.app, tls=self.tls).__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -317,7 +317,7 @@ def test_side_endpoints(edge: Edge) -> None:
     assert httpx.get(edge.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(edge.url + "/readyz").status_code == 200
     models = httpx.get(edge.url + "/v1/models").json()
-    assert models["data"][0]["id"] == "openai_compat/fake-model"
+    assert models["data"][0]["id"] == "claude-via-openai_compat/fake-model"
     with anthropic_client(edge.url) as client:
         count = client.messages.count_tokens(
             model=MODEL, messages=[{"role": "user", "content": "hello world " * 50}], tools=TOOLS

@@ -91,6 +91,29 @@ class Settings(BaseSettings):
     enable_title_generation_skip: bool = True
     fast_prefix_detection: bool = True
 
+    # Context windows and model discovery (issue 15). A tier's window in tokens; unset =
+    # read from the backend where it says (Ollama, LM Studio, OpenRouter, llama.cpp).
+    model_opus_context_window: int | None = None
+    model_sonnet_context_window: int | None = None
+    model_haiku_context_window: int | None = None
+    model_context_window: int | None = None
+    model_long_context: str | None = None  # provider/model for a prompt over its window
+    # Report usage scaled so that Claude Code's own auto-compaction (which assumes a Claude
+    # window) fires when the backend is CONTEXT_COMPACT_AT full.
+    context_usage_scaling: bool = True
+    context_compact_at: float = Field(default=0.8, gt=0.1, le=1.0)
+    claude_code_context_window: int = 1_000_000  # what the pinned CLI assumes for Claude ids
+    discovery_extra_models: str = ""  # comma list of provider/model also listed in /v1/models
+
+    # Web search on any backend (issue 15): the gateway runs Anthropic's web_search tool.
+    web_search_provider: Literal["off", "searxng", "brave", "tavily"] = "off"
+    web_search_max_results: int = 5
+    searxng_base_url: str | None = None
+    brave_search_api_key: SecretStr | None = None
+    brave_search_base_url: str = "https://api.search.brave.com/res/v1"
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = "https://api.tavily.com"
+
     # Shared state (limiter, team keys, usage, tool-span index, the bot's queue and sessions).
     # REDIS_MODE: standalone | cluster (REDIS_URL = any node) | sentinel (REDIS_URL =
     # redis+sentinel://host1:26379,host2:26379/<master-name>). The bot's queue (arq) cannot run
@@ -139,7 +162,17 @@ class Settings(BaseSettings):
     transcription_model: str = "whisper-1"
     bot_upload_max_bytes: int = 20 * 1024 * 1024
 
-    @field_validator("model_opus", "model_sonnet", "model_haiku", mode="before")
+    @field_validator(
+        "model_opus",
+        "model_sonnet",
+        "model_haiku",
+        "model_long_context",
+        "model_opus_context_window",
+        "model_sonnet_context_window",
+        "model_haiku_context_window",
+        "model_context_window",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ccgate.edge import metrics, openapi, status_page
 from ccgate.edge.auth import Authenticator
+from ccgate.edge.context import discovery
 from ccgate.edge.gateway import Gateway, limits_from
 from ccgate.edge.hot_route import MessagesRoute, unexpected_error
 from ccgate.edge.keys import open_store
@@ -116,6 +118,9 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway.warm_up()
         probe.refresh()
+        # Start-up only, off the hot path: the window probes use a short-lived httpx client.
+        async with httpx.AsyncClient(trust_env=False) as client:
+            await gateway.context.discover(gateway.providers, lambda _: client)
         refresher = asyncio.create_task(refresh_keys(auth))
         yield
         refresher.cancel()
@@ -167,34 +172,13 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
 
     @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
-        return await handle_count_tokens(request, auth.identify(request.headers))
+        return await handle_count_tokens(request, auth.identify(request.headers), gateway)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         auth.identify(request.headers)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-        data: list[dict[str, Any]] = []
-        for tier, routes in gateway.router.table().items():
-            for route in routes:
-                model_id = f"{route.provider}/{route.model}"
-                if any(d["id"] == model_id for d in data):
-                    continue
-                data.append(
-                    {
-                        "type": "model",
-                        "id": model_id,
-                        "display_name": f"{model_id} ({tier})",
-                        "created_at": created,
-                    }
-                )
-        return _json(
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-        )
+        return _json(discovery.models_page(gateway.context, created))
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> Response:

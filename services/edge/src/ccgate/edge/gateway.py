@@ -18,6 +18,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ccgate.edge import metrics
+from ccgate.edge.context.fit import scale_usage
+from ccgate.edge.context.gate import ContextGate
 from ccgate.edge.outcome import record_outcome, record_usage
 from ccgate.edge.providers import anthropic_native, openai_compat
 from ccgate.edge.providers.base import (
@@ -68,6 +70,7 @@ class Opened:
     started: float = field(default_factory=time.monotonic)
     error: ApiError | None = None
     completion: list[str] = field(default_factory=list)
+    usage_scale: float = 1.0  # the client sees input usage scaled (context/fit.py)
     _closed: bool = False
 
     @property
@@ -75,7 +78,11 @@ class Opened:
         return self.call.info
 
     def events(self) -> AsyncIterator[list[Event]]:
-        return self.call.events()
+        return self.call.events() if self.usage_scale == 1.0 else self._scaled_events()
+
+    async def _scaled_events(self) -> AsyncIterator[list[Event]]:
+        async for events in self.call.events():
+            yield scale_usage(events, self.usage_scale)
 
     def observe(self, events: list[Event]) -> None:
         """Completion text for the span — only when content capture is on."""
@@ -114,6 +121,7 @@ class Gateway:
     def __init__(self, settings: Settings, limiter: Limiter) -> None:
         self.settings = settings
         self.router = Router(settings)
+        self.context = ContextGate(settings, self.router)
         self.providers: dict[str, Provider] = configure_all(settings)
         self.limiter = limiter
         self.timeouts = Timeouts(
@@ -167,10 +175,11 @@ class Gateway:
         user_limits: UserLimits | None = None,
     ) -> Opened:
         resolved = self.router.resolve(req["model"])
+        fit = await self.context.fit(req, resolved, input_estimate)
         deadline = time.monotonic() + self.settings.limiter_queue_timeout
         last: ApiError | None = None
         attempts = 0
-        for position, route in enumerate(resolved.routes):
+        for position, route in enumerate(fit.routes):
             provider = self.providers[route.provider]
             missing = provider.missing()
             if missing:
@@ -181,7 +190,7 @@ class Gateway:
                     "gateway's environment"
                 )
                 continue
-            is_last = position == len(resolved.routes) - 1
+            is_last = position == len(fit.routes) - 1
             for _ in range(MAX_SAME_ROUTE_RETRIES):
                 attempts += 1
                 admitted = await self._admit(route, user, deadline, rtrace, user_limits)
@@ -246,6 +255,7 @@ class Gateway:
                     usage=self.usage,
                     usage_key=user,
                     queued=admitted.waited,
+                    usage_scale=fit.scale(route),
                 )
         assert last is not None
         raise last
@@ -316,9 +326,10 @@ class Gateway:
         headers: dict[str, str],
     ) -> UpstreamCall:
         client = self.client(provider)
+        extra = self.context.backend_fields(route)
         if provider.api_format == "anthropic":
             return await anthropic_native.open_call(
-                client, provider, req, route.model, self.timeouts, headers
+                client, provider, {**req, **extra}, route.model, self.timeouts, headers
             )
         target = Target(
             route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed
@@ -340,6 +351,7 @@ class Gateway:
                 headers,
                 warnings,
                 stream_upstream=stream,
+                extra_body=extra,
             )
         finally:
             for warning in warnings:

@@ -15,6 +15,7 @@ from ccgate.edge import metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
+from ccgate.edge.server_tools import hook as server_tools
 from ccgate.edge.sse import EventStreamResponse, encode_all
 from ccgate.edge.tracing import annotate_caller, failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
@@ -190,7 +191,8 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     gateway.tool_failures.record(user, failed, rtrace.span)
     try:
         opened = await until_disconnect(
-            request, gateway.open_message(req, user, estimate, {}, rtrace, user_limits)
+            request,
+            server_tools.open_message(gateway, req, user, estimate, {}, rtrace, user_limits),
         )
     except ApiError as error:
         metrics.REQUESTS.labels("none", "none", str(error.status)).inc()
@@ -205,11 +207,15 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     return Response(orjson.dumps(message), media_type="application/json")
 
 
-async def handle_count_tokens(request: Request, record: KeyRecord | None) -> Response:
+async def handle_count_tokens(
+    request: Request, record: KeyRecord | None, gateway: Gateway | None = None
+) -> Response:
     body, _ = await read_json(request)
     req = check_messages_request(body, need_max_tokens=False)
     client_host = request.client.host if request.client else None
     user = caller_identity(req, record.name if record else None, client_host, request.headers)
     annotate_caller(user, session_id(req, request.headers), req.get("model"))
     tokens = await asyncio.to_thread(count_tokens, req)
+    if gateway is not None:  # in the units the request's usage is reported in
+        tokens = round(tokens * gateway.context.count_scale(req))
     return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")

@@ -2,7 +2,9 @@
 
 Claude model ids map by family (`*opus*` → MODEL_OPUS, `*sonnet*` → MODEL_SONNET, `*haiku*` →
 MODEL_HAIKU, anything else → MODEL); a request may also name `provider/model` directly. A
-comma list in a setting is a fallback chain, tried in order before the first byte.
+comma list in a setting is a fallback chain, tried in order before the first byte. The ids
+`GET /v1/models` lists (`claude-via-<provider>/<model>`, an id Claude Code's model picker keeps)
+route to exactly that model.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ccgate.edge.providers.table import ALIASES, PROVIDERS
+from ccgate.edge.translate.errors import invalid_request
 from ccgate.shared.settings import Settings
 
 Tier = Literal["opus", "sonnet", "haiku", "default"]
+TIERS: tuple[Tier, ...] = ("opus", "sonnet", "haiku", "default")
+# Claude Code keeps only discovered ids containing "claude" or "anthropic" (2.1.332).
+DISCOVERY_PREFIX = "claude-via-"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,10 @@ def parse_route(entry: str) -> Route:
 
 def parse_chain(value: str) -> tuple[Route, ...]:
     return tuple(parse_route(part) for part in value.split(",") if part.strip())
+
+
+def discovery_id(route: Route) -> str:
+    return f"{DISCOVERY_PREFIX}{route.provider}/{route.model}"
 
 
 def tier_of(model: str) -> Tier:
@@ -81,15 +91,20 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._tiers: dict[Tier, tuple[Route, ...]] = {}
-        tiers: tuple[Tier, ...] = ("opus", "sonnet", "haiku", "default")
-        for tier in tiers:
+        for tier in TIERS:
             name, value = tier_setting(settings, tier)
-            try:
-                self._tiers[tier] = parse_chain(value)
-            except RoutingError as exc:
-                raise RoutingError(f"{name}: {exc}") from exc
+            self._tiers[tier] = _chain_of(name, value)
+        self.extra = _chain_of("DISCOVERY_EXTRA_MODELS", settings.discovery_extra_models)
+        self.long_context = _chain_of("MODEL_LONG_CONTEXT", settings.model_long_context or "")
 
     def resolve(self, model: str) -> Resolved:
+        if model.startswith(DISCOVERY_PREFIX):
+            try:
+                route = parse_route(model[len(DISCOVERY_PREFIX) :])
+            except RoutingError as exc:  # the client's mistake: a 400 naming the fix
+                raise invalid_request(f"model {model!r}: {exc}; see GET /v1/models") from None
+            tier = self.tier_routing(route)
+            return Resolved(tier, (route,), thinking_allowed(self._settings, tier))
         provider, sep, _ = model.partition("/")
         if sep and ALIASES.get(provider.lower(), provider.lower()) in PROVIDERS:
             return Resolved(
@@ -100,3 +115,14 @@ class Router:
 
     def table(self) -> dict[Tier, tuple[Route, ...]]:
         return dict(self._tiers)
+
+    def tier_routing(self, route: Route) -> Tier:
+        """The first tier whose chain holds `route` (`default` for an extra model)."""
+        return next((t for t, routes in self._tiers.items() if route in routes), "default")
+
+
+def _chain_of(name: str, value: str) -> tuple[Route, ...]:
+    try:
+        return parse_chain(value)
+    except RoutingError as exc:
+        raise RoutingError(f"{name}: {exc}") from exc

@@ -7,6 +7,7 @@ import ipaddress
 from fastapi import FastAPI
 
 from ccgate.edge.app import create_app
+from ccgate.edge.context.report import context_report
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
 from ccgate.shared.logging import setup_logging
@@ -58,6 +59,7 @@ def startup_report(settings: Settings) -> list[str]:
             where = f"{route.provider}/{route.model} @ {provider.url}"
             hops.append(f"{where}  [MISSING: {problem}]" if problem else where)
         lines.append(f"  {label} ({name}) -> " + "  then  ".join(hops))
+    lines += context_report(settings, router, providers)
     limiter = (
         f"redis ({settings.redis_mode})"
         if settings.redis_url

@@ -109,11 +109,13 @@ async def open_call(
     headers: dict[str, str],
     warnings: list[str],
     stream_upstream: bool = True,
+    extra_body: dict[str, Any] | None = None,
 ) -> OpenAICall:
     try:
         body, notes = to_openai(req, target)
     except ApiError as exc:
         raise UpstreamFailure(exc, retryable=False) from exc
+    body.update(extra_body or {})  # provider fields the translation does not know (num_ctx)
     warnings.extend(notes)
     accept = "text/event-stream"
     if not stream_upstream:

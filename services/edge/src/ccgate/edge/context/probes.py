@@ -1,0 +1,153 @@
+"""Reading a model's context window from the backend that serves it, where the backend says.
+
+Each provider with a documented answer has a probe: one HTTP request and a pure parser of its
+JSON. The probes run at start-up (async, in the edge) and in `ccgate doctor` (sync); a backend
+that does not answer in time just leaves the window unknown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ccgate.edge.providers.table import Provider
+
+PROBE_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class WindowProbe:
+    method: str
+    url: str
+    parse: Callable[[Any], int | None]
+    json: dict[str, Any] | None = None
+    source: str = ""
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _server_root(provider: Provider) -> str:
+    base = provider.base_url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+def ollama_window(show: Any) -> int | None:
+    """`POST /api/show`: a `num_ctx` the model was created with wins (that is what Ollama runs
+    it at); else the model's own trained length, `<arch>.context_length` in `model_info`."""
+    if not isinstance(show, dict):
+        return None
+    parameters = show.get("parameters")
+    if isinstance(parameters, str):
+        found = re.search(r"^\s*num_ctx\s+(\d+)", parameters, re.MULTILINE)
+        if found:
+            return int(found.group(1))
+    info = show.get("model_info")
+    if isinstance(info, dict):
+        for key, value in info.items():
+            if key.endswith(".context_length") and _positive(value):
+                return int(value)
+    return None
+
+
+def _listed(data: Any, model: str, *fields: str) -> int | None:
+    """The first of `fields` set on the entry of `model` in an OpenAI-style `{"data": [...]}`."""
+    entries = data.get("data") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("id") == model:
+            for name in fields:
+                value = entry.get(name)
+                if isinstance(value, dict):  # OpenRouter's top_provider.context_length
+                    value = value.get("context_length")
+                found = _positive(value)
+                if found:
+                    return found
+    return None
+
+
+def _ollama(provider: Provider, model: str) -> WindowProbe:
+    return WindowProbe(
+        "POST",
+        f"{_server_root(provider)}/api/show",
+        ollama_window,
+        {"model": model},
+        "ollama /api/show",
+    )
+
+
+def _lmstudio(provider: Provider, model: str) -> WindowProbe:
+    # LM Studio's REST API: the loaded length is what it runs at; the maximum otherwise.
+    return WindowProbe(
+        "GET",
+        f"{_server_root(provider)}/api/v0/models",
+        lambda data: _listed(data, model, "loaded_context_length", "max_context_length"),
+        source="lmstudio /api/v0/models",
+    )
+
+
+def _openrouter(provider: Provider, model: str) -> WindowProbe:
+    return WindowProbe(
+        "GET",
+        f"{provider.base_url.rstrip('/')}/models",
+        lambda data: _listed(data, model, "top_provider", "context_length"),
+        source="openrouter /models",
+    )
+
+
+# provider id → probe. llama.cpp (`GET /props`, n_ctx) plugs in here from edge/llamacpp.py.
+PROBES: dict[str, Callable[[Provider, str], WindowProbe]] = {
+    "ollama": _ollama,
+    "lmstudio": _lmstudio,
+    "openrouter": _openrouter,
+}
+
+
+def probe_for(provider: Provider, model: str) -> WindowProbe | None:
+    """The probe for a usable provider (one still missing its key is not asked)."""
+    make = PROBES.get(provider.id)
+    return make(provider, model) if make and provider.missing() is None else None
+
+
+def _request_args(probe: WindowProbe, provider: Provider) -> dict[str, Any]:
+    return {"json": probe.json, "headers": provider.auth_headers(), "timeout": PROBE_TIMEOUT}
+
+
+def _parse(probe: WindowProbe, response: httpx.Response) -> tuple[int, str] | None:
+    if response.status_code != 200:
+        return None
+    try:
+        tokens = probe.parse(response.json())
+    except ValueError:
+        return None
+    return (tokens, probe.source) if tokens else None
+
+
+async def read_window(
+    client: httpx.AsyncClient, provider: Provider, model: str
+) -> tuple[int, str] | None:
+    probe = probe_for(provider, model)
+    if probe is None:
+        return None
+    try:
+        response = await client.request(probe.method, probe.url, **_request_args(probe, provider))
+    except httpx.HTTPError:
+        return None
+    return _parse(probe, response)
+
+
+def read_window_sync(provider: Provider, model: str) -> tuple[int, str] | None:
+    probe = probe_for(provider, model)
+    if probe is None:
+        return None
+    try:
+        response = httpx.request(
+            probe.method, probe.url, trust_env=False, **_request_args(probe, provider)
+        )
+    except httpx.HTTPError:
+        return None
+    return _parse(probe, response)
