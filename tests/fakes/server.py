@@ -10,19 +10,22 @@ from typing import Any, Self
 import uvicorn
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
 class ThreadedServer:
-    def __init__(self, app: Any, port: int | None = None, http: Any = "auto") -> None:
-        self.port = port or free_port()
+    def __init__(
+        self, app: Any, port: int | None = None, http: Any = "auto", host: str = "127.0.0.1"
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
         config = uvicorn.Config(
             app,
             http=http,
-            host="127.0.0.1",
+            host=host,
             port=self.port,
             log_level="warning",
             lifespan="on",
@@ -34,7 +37,7 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
@@ -54,6 +57,7 @@ class ServedApp:
     """A fake whose ASGI `app` is served on loopback for the length of a `with` block."""
 
     app: Any
+    host = "127.0.0.1"  # a container test binds its fakes to the container network's gateway
     _server: ThreadedServer | None = None
 
     @property
@@ -62,7 +66,7 @@ class ServedApp:
         return self._server.url
 
     def __enter__(self) -> Self:
-        self._server = ThreadedServer(self.app).__enter__()
+        self._server = ThreadedServer(self.app, host=self.host).__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
