@@ -65,9 +65,9 @@ debian_image redis:7-alpine redis-server,redis-tools \
     'USER redis' 'WORKDIR /data' 'CMD ["redis-server"]'
 
 # nginx:1.27-alpine: Debian's nginx (1.22); same layout for conf.d, logs to the container's
-# output, no default site, and wget for the healthcheck.
+# output at the official image's level (notice), no default site, and wget for the healthcheck.
 debian_image nginx:1.27-alpine nginx-light,wget \
-    'rm -f "$1/etc/nginx/sites-enabled/default"; ln -sf /dev/stdout "$1/var/log/nginx/access.log"; ln -sf /dev/stderr "$1/var/log/nginx/error.log"' \
+    'rm -f "$1/etc/nginx/sites-enabled/default"; ln -sf /dev/stdout "$1/var/log/nginx/access.log"; ln -sf /dev/stderr "$1/var/log/nginx/error.log"; sed -i "s|^error_log .*|error_log /var/log/nginx/error.log notice;|" "$1/etc/nginx/nginx.conf"' \
     'CMD ["nginx", "-g", "daemon off;"]'
 
 # ghcr.io/astral-sh/uv:VERSION: the official image is FROM scratch with /uv and /uvx; the same
