@@ -15,6 +15,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +46,13 @@ def until(check: Callable[[], bool], within: float, what: str) -> None:
         time.sleep(0.5)
 
 
+@dataclass
 class Stack:
-    def __init__(
-        self,
-        project: stack.Project,
-        backend: FakeBackend,
-        otlp: OtlpHttpReceiver,
-        telegram: FakeTelegram,
-        url: str,
-    ) -> None:
-        self.project, self.backend, self.otlp, self.telegram, self.url = (
-            project,
-            backend,
-            otlp,
-            telegram,
-            url,
-        )
+    project: stack.Project
+    backend: FakeBackend
+    otlp: OtlpHttpReceiver
+    telegram: FakeTelegram
+    url: str  # nginx, as published on this host's loopback
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +75,10 @@ def running(docker: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for fake in (backend, otlp, telegram):
         fake.host = host
     with backend, otlp, telegram:
-        reach = lambda url: url.replace(host, stack.HOST)  # noqa: E731
+
+        def reach(url: str) -> str:  # a stand-in's address as the containers see it
+            return url.replace(host, stack.HOST)
+
         env = {
             # Claude Code's tiers go to "Ollama"; a model name with no tier in it (only the
             # limiter test sends one) goes to a provider of its own, so that test's quota is
