@@ -6,8 +6,8 @@
 #
 #   deploy/images/build-base-images.sh            # builds what is missing or out of date
 #
-# Needs: mmdebstrap, a Docker engine (DOCKER_HOST is honoured), python3 -m pip (for the uv
-# wheel). Each image carries the label ccgate.base-key, a hash of its recipe (below; RECIPE is
+# Needs: mmdebstrap, a Docker engine (DOCKER_HOST is honoured), python3 and PyPI (PYPI_URL) for
+# the uv wheel. Each image carries the label ccgate.base-key, a hash of its recipe (below; RECIPE is
 # bumped when the way of building changes); an image whose key matches is kept, so a second
 # run costs a few `docker image inspect`s. An image of that name without the label (pulled from
 # a registry, or loaded) is the real one and is left alone.
@@ -17,6 +17,7 @@ set -euo pipefail
 
 DOCKER=${DOCKER:-docker}
 UV_VERSION=${UV_VERSION:-0.13.9}
+PYPI_URL=${PYPI_URL:-https://pypi.org/simple}  # or a mirror's simple index (PEP 691 JSON)
 SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -78,20 +79,31 @@ if up_to_date "$uv_name" "$uv_key"; then
     echo "base image $uv_name is up to date ($uv_key)"
 else
     echo "building base image $uv_name from the uv $UV_VERSION wheel"
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_17_x86_64 \
-        --dest "$WORK/wheel" "uv==$UV_VERSION"
     mkdir -p "$WORK/uv"
-    python3 - "$WORK" <<'PY'
-import sys, zipfile, pathlib
-work = pathlib.Path(sys.argv[1])
-wheel = next((work / "wheel").glob("uv-*.whl"))
-with zipfile.ZipFile(wheel) as zf:
+    python3 - "$WORK/uv" "$UV_VERSION" "$PYPI_URL" <<'PY'
+# The manylinux x86_64 wheel from the package index (its PEP 691 JSON page), checked against
+# the sha256 the index gives.
+import hashlib, io, json, pathlib, sys, urllib.parse, urllib.request, zipfile
+target, version, index = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3].rstrip("/")
+page = urllib.request.Request(
+    f"{index}/uv/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+with urllib.request.urlopen(page, timeout=60) as answer:
+    files = json.load(answer)["files"]
+wheel = next(
+    f for f in files
+    if f["filename"].startswith(f"uv-{version}-") and f["filename"].endswith("manylinux2014_x86_64.whl")
+)
+with urllib.request.urlopen(urllib.parse.urljoin(f"{index}/uv/", wheel["url"]), timeout=300) as answer:
+    data = answer.read()
+if hashlib.sha256(data).hexdigest() != wheel["hashes"]["sha256"]:
+    sys.exit(f"{wheel['filename']}: sha256 does not match the index's")
+with zipfile.ZipFile(io.BytesIO(data)) as zf:
     for info in zf.infolist():
         name = pathlib.PurePosixPath(info.filename)
         if name.parent.name == "scripts" and name.name in ("uv", "uvx"):
-            target = work / "uv" / name.name
-            target.write_bytes(zf.read(info))
-            target.chmod(0o755)
+            (target / name.name).write_bytes(zf.read(info))
+            (target / name.name).chmod(0o755)
 PY
     tar -C "$WORK/uv" -c uv uvx | "$DOCKER" import --change "LABEL ccgate.base-key=$uv_key" \
         --change 'CMD ["/uv"]' - "$uv_name" >/dev/null
