@@ -1,5 +1,6 @@
 # The two commands: `make serve` and `make test`. Everything else they need is installed here.
 SHELL := /bin/bash
+, := ,
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(shell python3 -c 'import sysconfig;print(sysconfig.get_path("scripts"))')/uv
@@ -9,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
 export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
-.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke
+.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke docker-deps base-images images
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -43,7 +44,7 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-pytest: deps redis-deps e2e-deps audio-deps ui-deps
+pytest: deps redis-deps e2e-deps audio-deps ui-deps docker-deps
 	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
@@ -60,7 +61,24 @@ test-cc-latest: deps
 	cd tests/e2e && rm -rf /tmp/ccgate-cc-latest && mkdir -p /tmp/ccgate-cc-latest && npm install --prefix /tmp/ccgate-cc-latest --no-audit --no-fund @anthropic-ai/claude-code@latest
 	CLAUDE_BIN=/tmp/ccgate-cc-latest/node_modules/.bin/claude $(UV) run --frozen pytest -q tests/e2e
 
-# Needs a Docker engine (a developer's laptop); not part of `make test`.
+# The Docker engine for tests/deploy/test_stack.py (which starts dockerd itself when none runs)
+# and mmdebstrap for the offline base images.
+docker-deps:
+	@command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq docker.io mmdebstrap >/dev/null) || echo "docker.io could not be installed; the container tests will say why they are skipped"
+
+# Offline / air-gapped: the base images from Debian packages and the uv wheel (README).
+base-images:
+	DOCKER=$(DOCKER) deploy/images/build-base-images.sh
+
+# Both images with BuildKit; EXTRA_CA=/path/to/ca.pem when a proxy re-signs TLS. Without the
+# buildx plugin (Debian bookworm has none), Debian's own client uses the engine's BuildKit.
+DOCKER ?= $(shell docker buildx version >/dev/null 2>&1 || ! test -x /usr/bin/docker && echo docker || echo /usr/bin/docker)
+images: base-images
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target runtime -t ccgate:local $(if $(EXTRA_CA),--secret id=extra_ca$(,)src=$(EXTRA_CA)) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target worker -t ccgate-worker:local $(if $(EXTRA_CA),--secret id=extra_ca$(,)src=$(EXTRA_CA)) .
+
+# Needs a Docker engine and a pulled Ollama model (a developer's laptop); tests/deploy/test_stack.py
+# is the version of it that runs in `make test`.
 compose-smoke: e2e-deps
 	docker compose -f deploy/docker-compose.yml up -d --build --wait
 	ANTHROPIC_BASE_URL=http://localhost:8082 ANTHROPIC_API_KEY=local CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \

@@ -166,9 +166,19 @@ def test_secrets_come_from_a_secret_not_the_configmap() -> None:
     assert {"secretRef": {"name": "team-keys", "optional": True}} in refs
 
 
+def test_bot_and_worker_have_a_liveness_probe_on_their_heartbeat() -> None:
+    docs = manifests(merged({"bot": {"enabled": True, "livenessProbe": {"periodSeconds": 7}}}))
+    for role in ("bot", "worker"):
+        deployment = next(d for d in docs if d["metadata"]["name"] == f"team-ccgate-{role}")
+        probe = deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+        assert probe["exec"]["command"] == ["python", "-m", "ccgate.bot.heartbeat", role]
+        assert probe["periodSeconds"] == 7
+
+
 @pytest.mark.parametrize(
     ("values", "needle"),
     [
+        ({"bot": {"livenessProbe": {"periodSeconds": 0}}}, "periodSeconds"),
         ({"edge": {"replicaCount": 0}}, "replicaCount"),
         ({"limits": {"failureMode": "sometimes"}}, "failureMode"),
         ({"routing": {"model": "no-provider-here"}}, "model"),

@@ -10,9 +10,9 @@ from typing import Any, Self
 import uvicorn
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -23,13 +23,15 @@ class ThreadedServer:
         port: int | None = None,
         http: Any = "auto",
         tls: tuple[str, str] | None = None,  # (certificate file, key file): serve https
+        host: str = "127.0.0.1",
     ) -> None:
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         self.scheme = "https" if tls else "http"
         config = uvicorn.Config(
             app,
             http=http,
-            host="127.0.0.1",
+            host=host,
             port=self.port,
             log_level="warning",
             lifespan="on",
@@ -43,7 +45,7 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
@@ -64,6 +66,7 @@ class ServedApp:
 
     app: Any
     tls: tuple[str, str] | None = None
+    host = "127.0.0.1"  # a container test binds its fakes to the container network's gateway
     _server: ThreadedServer | None = None
 
     @property
@@ -72,7 +75,7 @@ class ServedApp:
         return self._server.url
 
     def __enter__(self) -> Self:
-        self._server = ThreadedServer(self.app, tls=self.tls).__enter__()
+        self._server = ThreadedServer(self.app, tls=self.tls, host=self.host).__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -36,6 +36,7 @@ def bot() -> None:
 
     from arq import create_pool
 
+    from ccgate.bot import heartbeat
     from ccgate.bot.fronts.core import ConfigurationError
     from ccgate.bot.jobs import redis_settings
 
@@ -60,7 +61,7 @@ def bot() -> None:
 
     async def main() -> None:
         pool = await create_pool(redis_settings(redis_url))
-        runs: list[Callable[[], Awaitable[None]]] = []
+        runs: list[Callable[[], Awaitable[None]]] = [lambda: heartbeat.keep(pool, "bot")]
         try:
             if "telegram" in platforms:
                 from ccgate.bot.fronts.telegram import TelegramFront

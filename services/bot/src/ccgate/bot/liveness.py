@@ -18,6 +18,7 @@ from typing import Any
 
 from arq.constants import in_progress_key_prefix
 
+from ccgate.bot import heartbeat
 from ccgate.bot.queue import QUEUE
 
 log = logging.getLogger("ccgate.bot")
@@ -71,9 +72,11 @@ async def reclaim_orphans(redis: Any, in_progress_ms: int) -> list[str]:
 
 
 async def watch(redis: Any, in_progress_ms: int) -> None:
-    """Every worker runs this; any of them may reclaim a dead one's jobs."""
+    """Every worker runs this; any of them may reclaim a dead one's jobs. Each round also
+    refreshes the worker's own heartbeat (its container health check)."""
     while True:
         try:
+            await heartbeat.beat(redis, "worker")
             await reclaim_orphans(redis, in_progress_ms)
         except Exception as exc:  # Redis away for a moment: try again next round
             log.warning("orphaned-job scan failed: %s", type(exc).__name__)

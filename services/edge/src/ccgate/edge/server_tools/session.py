@@ -89,9 +89,8 @@ class WebSearchSession(Opened):
         self._current.error = self.error
         try:
             await self._current.close(outcome)
+        finally:  # the request's server span is ended by ServerSpans, not here
             await self._client.aclose()
-        finally:
-            self._request_trace.end()
 
     async def events(self) -> AsyncIterator[list[Event]]:
         started = False
