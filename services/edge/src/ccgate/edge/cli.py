@@ -13,6 +13,7 @@ import httpx
 import orjson
 import typer
 
+from ccgate.edge import llamacpp
 from ccgate.edge.keys import new_record, open_store
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, RoutingError
@@ -77,6 +78,8 @@ def serve(
     typer.echo(f"ccgate edge on http://{host}:{port} ({workers} worker(s))", err=True)
     for line in report:
         typer.echo(line, err=True)
+    for fine, text in llamacpp.findings(settings):
+        typer.echo(f"  {'' if fine else 'WARNING: '}{text}", err=True)
     typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
     if admin_port:
         os.environ["CCGATE_ADMIN_PORT"] = str(admin_port)
@@ -169,6 +172,8 @@ def doctor(
                 False,
                 f"{pid}: cannot reach {url} ({type(exc).__name__}); check {provider.spec.url_setting}",
             )
+    for fine, text in llamacpp.findings(settings):
+        say(fine, text)
     if settings.redis_url:
         try:
             import redis

@@ -71,10 +71,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+# How the servers word a context overflow: llama.cpp "request (N tokens) exceeds the available
+# context size (M tokens)", vLLM/NIM/DeepSeek/OpenRouter "maximum context length is M tokens.
+# However, you requested N tokens", LM Studio "…context length of only M tokens…", Ollama
+# "input exceeds context length", OpenAI "context_length_exceeded", TensorRT-LLM/TGI
+# "input length … exceeds …".
 _CONTEXT_PATTERNS = re.compile(
-    r"context[ _-]?length|context window|maximum context|too many tokens|prompt is too long"
-    r"|exceeds? the (?:model'?s? )?(?:maximum|max)|input is too long|reduce the length",
+    r"context[ _-]?length|context window|context size|maximum context|too many tokens"
+    r"|prompt is too long|exceeds? the (?:model'?s? )?(?:maximum|max)|input is too long"
+    r"|reduce the length|input (?:length|tokens?) .{0,40}exceeds?|exceed_context_size",
     re.IGNORECASE,
+)
+# vLLM ≥0.9: the *output* budget is what does not fit; compacting would not help.
+_MAX_TOKENS_TOO_LARGE = re.compile(
+    r"max_(?:completion_)?tokens'? (?:or '?max_completion_tokens'? )?is too large", re.IGNORECASE
 )
 _NUMBERS = re.compile(r"\d[\d,]*")
 
@@ -100,14 +110,46 @@ def upstream_message(body: bytes) -> str:
     return text[:500]
 
 
-def prompt_too_long(message: str) -> ApiError:
-    """Claude Code recognises `prompt is too long: N tokens > M maximum` and suggests /compact."""
-    numbers = [int(n.replace(",", "")) for n in _NUMBERS.findall(message)]
-    numbers = [n for n in numbers if n >= 100]
-    if len(numbers) >= 2:
-        limit, used = min(numbers[:2]), max(numbers[:2])
+def prompt_too_long(message: str, used: int | None = None, limit: int | None = None) -> ApiError:
+    """Claude Code recognises `prompt is too long: N tokens > M maximum` and suggests /compact.
+
+    `used`/`limit` when the server said them as fields (llama.cpp); else the first two token
+    counts in the message — the larger is what was asked, the smaller the window.
+    """
+    if used is None or limit is None:
+        numbers = [int(n.replace(",", "")) for n in _NUMBERS.findall(message)]
+        numbers = [n for n in numbers if n >= 100]
+        if len(numbers) >= 2:
+            limit, used = min(numbers[:2]), max(numbers[:2])
+    if used is not None and limit is not None:
         return invalid_request(f"prompt is too long: {used} tokens > {limit} maximum")
     return invalid_request(f"prompt is too long: {message}")
+
+
+def context_overflow(body: Any, message: str, where: str) -> ApiError | None:
+    """The Anthropic error for an upstream context overflow, or None when it is not one."""
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        used, limit = err.get("n_prompt_tokens"), err.get("n_ctx")  # llama.cpp's own fields
+        if isinstance(used, int) and isinstance(limit, int) and used > 0 and limit > 0:
+            return prompt_too_long(message, used, limit)
+    if _MAX_TOKENS_TOO_LARGE.search(message):
+        return invalid_request(
+            f"{where} rejected max_tokens: {message} (lower CLAUDE_CODE_MAX_OUTPUT_TOKENS, "
+            "or load the model with a larger context)"
+        )
+    if _CONTEXT_PATTERNS.search(message) or (
+        isinstance(err, dict) and err.get("type") == "exceed_context_size_error"
+    ):
+        return prompt_too_long(message)
+    return None
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def from_upstream(
@@ -134,9 +176,11 @@ def from_upstream(
         return ApiError(404, "not_found_error", f"{where} answered 404: {message}")
     if status == 413:
         return ApiError(413, "request_too_large", f"{where}: request too large: {message}")
+    if status in (400, 413, 422, 500):
+        overflow = context_overflow(_json_or_none(body), message, where)
+        if overflow is not None:
+            return overflow
     if status in (400, 422):
-        if _CONTEXT_PATTERNS.search(message):
-            return prompt_too_long(message)
         return invalid_request(f"{where} rejected the request: {message}")
     if status == 408 or status in (502, 503, 504, 529):
         return overloaded(f"{where} is overloaded or unavailable ({status}): {message}")
@@ -152,6 +196,7 @@ def from_stream_error(payload: Any, provider: str) -> ApiError:
     code = err.get("code") if isinstance(err, dict) else None
     if code == 429 or "rate limit" in message.lower():
         return rate_limited(f"upstream {provider} is rate limited: {message}", 5.0)
-    if _CONTEXT_PATTERNS.search(message):
-        return prompt_too_long(message)
+    overflow = context_overflow(payload, message, f"upstream {provider}")
+    if overflow is not None:
+        return overflow
     return overloaded(f"upstream {provider} failed mid-stream: {message}")

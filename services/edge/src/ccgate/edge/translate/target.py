@@ -21,6 +21,9 @@ class Quirks:
     supports_images: bool = True
     think_tags: bool = True
     max_tokens_cap: int | None = None
+    # llama.cpp reads `tool_choice` as a string only (auto/none/required); an object naming a
+    # function is silently taken as "auto". Such a backend gets "required" and only that tool.
+    named_tool_choice: bool = True
     schema_drop_keys: frozenset[str] = field(default_factory=lambda: frozenset({"$schema"}))
 
 
