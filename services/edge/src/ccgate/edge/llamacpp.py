@@ -13,8 +13,11 @@ from typing import Any
 
 import httpx
 
+from ccgate.edge.gateway import Gateway
 from ccgate.edge.providers.table import configure
 from ccgate.edge.routing import Router
+from ccgate.edge.translate.request import to_openai
+from ccgate.edge.translate.target import Target
 from ccgate.shared.settings import Settings
 
 
@@ -91,3 +94,36 @@ def findings(settings: Settings) -> list[tuple[bool, str]]:
         return [(False, f"llamacpp: no llama-server /props at {server_root(provider.base_url)}")]
     fine, line = describe(props)
     return [(fine, f"llamacpp: {line}")]
+
+
+async def prompt_tokens(client: httpx.AsyncClient, base_url: str, body: dict[str, Any]) -> int:
+    """The prompt length llama-server will see for an OpenAI chat body: rendered by its own
+    chat template (/apply-template: tools dropped there when the template cannot show them)
+    and counted by its own tokenizer (/tokenize), as its completion endpoint does."""
+    root = server_root(base_url)
+    rendered = await client.post(root + "/apply-template", json=body, timeout=10.0)
+    rendered.raise_for_status()
+    prompt = rendered.json()["prompt"]
+    tokenized = await client.post(
+        root + "/tokenize",
+        json={"content": prompt, "add_special": True, "parse_special": True},
+        timeout=10.0,
+    )
+    tokenized.raise_for_status()
+    return len(tokenized.json()["tokens"])
+
+
+async def count_on_backend(gateway: Gateway, req: dict[str, Any]) -> int | None:
+    """`count_tokens` for a request routed to llama-server: what that server will count, or
+    None when the first hop is another provider or the server cannot tell."""
+    resolved = gateway.router.resolve(req["model"])
+    route = resolved.routes[0]
+    provider = gateway.providers[route.provider]
+    if route.provider != "llamacpp" or provider.api_format != "openai":
+        return None
+    target = Target(route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed)
+    body, _ = to_openai(req, target)
+    try:
+        return await prompt_tokens(gateway.client(provider), provider.base_url, body)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None

@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ccgate.edge import metrics, savers
+from ccgate.edge import llamacpp, metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
@@ -201,8 +201,10 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
     return Response(orjson.dumps(message), media_type="application/json")
 
 
-async def handle_count_tokens(request: Request) -> Response:
+async def handle_count_tokens(request: Request, gateway: Gateway) -> Response:
     body, _ = await read_json(request)
     req = check_messages_request(body, need_max_tokens=False)
-    tokens = await asyncio.to_thread(count_tokens, req)
+    tokens = await llamacpp.count_on_backend(gateway, req)  # exact where the backend can tell
+    if tokens is None:
+        tokens = await asyncio.to_thread(count_tokens, req)
     return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")
