@@ -3,25 +3,23 @@ pass-through in front of it, and an edge routed to it as provider `llamacpp`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ccgate.edge.app import create_app
 from ccgate.edge.transport import GuardedHttpToolsProtocol
 from ccgate.shared.settings import Settings
-from tests.e2e.conftest import RecordingASGI, Run, claude_path
+from tests.conftest import Edge
+from tests.e2e.conftest import RecordingASGI, Run, claude_env, claude_path
 from tests.fakes.server import ThreadedServer
 from tests.llamacpp.corpus import Corpus
 from tests.llamacpp.recorder import RecordingProxy
@@ -46,37 +44,15 @@ def llama_small() -> Iterator[LlamaServer]:
 
 
 @dataclass
-class LlamaEdge:
-    url: str
-    app: Any
+class LlamaEdge(Edge):
     recorder: RecordingASGI
     proxy: RecordingProxy | None
     server: LlamaServer
     home: Path
     workspace: Path
 
-    def in_flight(self) -> int:
-        status = asyncio.run(self.app.state.limiter.status())
-        return sum(p["in_flight"] for p in status["providers"].values())
-
-    def wait_idle(self, timeout: float = 10.0) -> int:
-        deadline = time.monotonic() + timeout
-        while self.in_flight() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.in_flight()
-
     def cli_env(self, **extra: str) -> dict[str, str]:
-        return extra | {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(self.home),
-            "ANTHROPIC_BASE_URL": self.url,
-            "ANTHROPIC_API_KEY": "dummy-client-key",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_TELEMETRY": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "DISABLE_ERROR_REPORTING": "1",
-            "CLAUDE_CODE_MAX_RETRIES": "2",
-        }
+        return claude_env(self.url, self.home) | {"CLAUDE_CODE_MAX_RETRIES": "2"} | extra
 
     def claude_popen(self, prompt: str, *args: str, **env: str) -> subprocess.Popen[str]:
         command = [claude_path(), "-p", prompt, "--output-format", "stream-json", "--verbose"]
