@@ -50,6 +50,7 @@ class LlamaEdge(Edge):
     server: LlamaServer
     home: Path
     workspace: Path
+    interrupted: bool = False  # a client hung up mid-answer: its stream is cut on purpose
 
     def cli_env(self, **extra: str) -> dict[str, str]:
         return claude_env(self.url, self.home) | {"CLAUDE_CODE_MAX_RETRIES": "2"} | extra
@@ -121,7 +122,7 @@ def llama_edge_factory(
 
     yield make
     for edge, servers in made:
-        for status, ctype, body in edge.recorder.responses:
+        for status, ctype, body in [] if edge.interrupted else edge.recorder.responses:
             if status == 200 and ctype.startswith("text/event-stream") and body:
                 check_grammar(parse_sse(body), allow_error=True)
         for threaded in reversed(servers):

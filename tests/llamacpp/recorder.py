@@ -57,10 +57,13 @@ class RecordingProxy:
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode() not in HOP_HEADERS
         ]
         url = self.upstream + scope["path"]
+        request = json.loads(body) if body else {}
         async with (
             httpx.AsyncClient(timeout=300.0) as client,
             client.stream(scope["method"], url, content=body, headers=headers) as response,
         ):
+            exchange = Exchange(scope["path"], request, response.status_code, b"")
+            self.exchanges.append(exchange)  # kept even when the edge hangs up mid-answer
             await send(
                 {
                     "type": "http.response.start",
@@ -72,13 +75,10 @@ class RecordingProxy:
                     ],
                 }
             )
-            raw = b""
             async for chunk in response.aiter_raw():
-                raw += chunk
+                exchange.body += chunk
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        request = json.loads(body) if body else {}
-        self.exchanges.append(Exchange(scope["path"], request, response.status_code, raw))
 
     def completions(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.path.endswith("/chat/completions")]

@@ -71,7 +71,12 @@ class LlamaServer:
             "--jinja",
             "--ctx-size", str(self.ctx_size),
             "--parallel", "1",
-            "--threads", "2",
+            # One thread: on two cores shared with other work, a second spinning thread made
+            # prompt evaluation 3-7x slower here.
+            "--threads", "1",
+            # The native build picks ggml's AMX kernels on this CPU, and they segfault in
+            # the first decode (ggml_backend_amx_mul_mat); without repacking they are unused.
+            "--no-repack",
             "--metrics",
             "--slots",
             "--no-webui",

@@ -11,11 +11,14 @@ from collections.abc import Callable
 import pytest
 
 from tests.llamacpp.conftest import LlamaEdge, kill_group
+from tests.llamacpp.corpus import Corpus
 from tests.llamacpp.server import LlamaServer
+from tests.sse_grammar import parse_sse, sdk_accumulate
 
 pytestmark = pytest.mark.e2e
-# A 135M model rambles until max_tokens; Claude Code's own setting bounds the answer.
-SHORT_ANSWER = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "96"}
+# Claude Code's own bound on the answer. Reached, it is an error for `-p` (after one
+# "resume" request), so it is set well above what a greeting takes.
+SHORT_ANSWER = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "300"}
 
 
 def main_loop_requests(edge: LlamaEdge) -> list[dict[str, object]]:
@@ -25,13 +28,13 @@ def main_loop_requests(edge: LlamaEdge) -> list[dict[str, object]]:
 
 
 def test_cli_print_run_completes_with_an_answer(
-    llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge]
+    llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge], corpus: Corpus
 ) -> None:
     edge = llama_edge_factory(llama)
     run = edge.claude(
         "What is the capital of France? Answer in one short sentence.", **SHORT_ANSWER
     )
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == 0, (run.events[-1:], run.stderr[-2000:])
     result = run.result
     assert result["subtype"] == "success" and not result["is_error"], result
     assert result["result"].strip()
@@ -39,6 +42,18 @@ def test_cli_print_run_completes_with_an_answer(
     upstream = edge.proxy.completions() if edge.proxy else []
     assert upstream and all(e.status == 200 for e in upstream)
     assert edge.wait_idle() == 0
+    main = max(upstream, key=lambda e: e.usage()["prompt_tokens"])
+    for status, ctype, body in edge.recorder.responses:
+        if status == 200 and ctype.startswith("text/event-stream"):
+            message = sdk_accumulate(parse_sse(body)).model_dump()
+            if message["usage"]["input_tokens"] == main.usage()["prompt_tokens"]:
+                corpus.record(
+                    "Claude Code main loop (tools offered, template drops them)",
+                    main,
+                    message,
+                    tools=True,
+                )
+                break
 
 
 def test_cli_context_overflow_is_prompt_too_long_not_a_retry_loop(
@@ -87,6 +102,7 @@ def test_interrupted_cli_frees_the_server_slot_and_the_lease(
             assert time.monotonic() < deadline, "the answer never started"
             time.sleep(0.1)
         assert edge.in_flight() >= 1  # the lease is held while the answer streams
+        edge.interrupted = True
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does to the CLI
         process.wait(timeout=30)
     finally:

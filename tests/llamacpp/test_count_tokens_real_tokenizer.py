@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from ccgate.edge.translate.tokens import count_tokens
-from tests.conftest import anthropic_client
 from tests.llamacpp.conftest import LlamaEdge
 from tests.llamacpp.server import LlamaServer
 
@@ -32,14 +31,16 @@ def capture(path: Path) -> dict[str, Any]:
 def test_count_tokens_is_what_the_server_counts(
     path: Path, llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge]
 ) -> None:
-    edge = llama_edge_factory(llama)
+    edge = llama_edge_factory(llama, ENABLE_TITLE_GENERATION_SKIP="false")  # to the model
     req = capture(path)
     counted = httpx.post(edge.url + "/v1/messages/count_tokens", json=req, timeout=60)
     assert counted.status_code == 200, counted.text
-    with anthropic_client(edge.url, timeout=600) as client:
-        answered = client.messages.create(**{**req, "stream": False, "max_tokens": 1})
-    truth = answered.usage.input_tokens  # llama-server's own prompt_tokens (usage passes through)
-    (upstream,) = [e for e in edge.proxy.completions() if e.request.get("max_tokens") == 1]  # type: ignore[union-attr]
+    answered = httpx.post(
+        edge.url + "/v1/messages", json={**req, "stream": False, "max_tokens": 1}, timeout=900
+    )
+    assert answered.status_code == 200, answered.text
+    truth = answered.json()["usage"]["input_tokens"]  # the server's prompt_tokens, passed on
+    upstream = edge.proxy.completions()[-1]  # type: ignore[union-attr]
     assert truth == upstream.usage()["prompt_tokens"]
     exact = counted.json()["input_tokens"]
     offline = count_tokens(
