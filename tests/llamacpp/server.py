@@ -77,6 +77,9 @@ class LlamaServer:
             # The native build picks ggml's AMX kernels on this CPU, and they segfault in
             # the first decode (ggml_backend_amx_mul_mat); without repacking they are unused.
             "--no-repack",
+            # Greedy unless a request says otherwise (Claude Code sends no temperature): the
+            # same answer on every run, and a 135M model then ends a short reply by itself.
+            "--temp", "0",
             "--metrics",
             "--slots",
             "--no-webui",

@@ -16,9 +16,14 @@ from tests.llamacpp.server import LlamaServer
 from tests.sse_grammar import parse_sse, sdk_accumulate
 
 pytestmark = pytest.mark.e2e
-# Claude Code's own bound on the answer. Reached, it is an error for `-p` (after one
-# "resume" request), so it is set well above what a greeting takes.
-SHORT_ANSWER = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "300"}
+# Claude Code's own bound on the answer (reached, `-p` sends one "resume" request, then ends
+# as an error).
+SHORT_ANSWER = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "64"}
+# Claude Code's full first request is ~4.2K tokens to this model (the overflow test sends
+# it); a short system prompt of the CLI's own keeps the run at ~2.5K. SmolLM2-135M still
+# rarely ends a reply under it (measured: 300 of 300 tokens, greedy, even with a nudge
+# towards <|im_end|>), so the run may end on Claude Code's output limit.
+SHORT_SYSTEM = ("--system-prompt", "You are a helpful assistant. Answer briefly.")
 
 
 def main_loop_requests(edge: LlamaEdge) -> list[dict[str, object]]:
@@ -27,33 +32,35 @@ def main_loop_requests(edge: LlamaEdge) -> list[dict[str, object]]:
     return [b for b in bodies if "max_tokens" in b]
 
 
-def test_cli_print_run_completes_with_an_answer(
+def test_cli_print_run_shows_the_models_answer(
     llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge], corpus: Corpus
 ) -> None:
     edge = llama_edge_factory(llama)
-    run = edge.claude(
-        "What is the capital of France? Answer in one short sentence.", **SHORT_ANSWER
-    )
-    assert run.returncode == 0, (run.events[-1:], run.stderr[-2000:])
-    result = run.result
-    assert result["subtype"] == "success" and not result["is_error"], result
-    assert result["result"].strip()
+    run = edge.claude("Say hello.", *SHORT_SYSTEM, **SHORT_ANSWER)
+    result = run.result  # the run ended and said how
     assert main_loop_requests(edge), "Claude Code sent no Messages request"
     upstream = edge.proxy.completions() if edge.proxy else []
     assert upstream and all(e.status == 200 for e in upstream)
-    assert edge.wait_idle() == 0
+    streams = [
+        sdk_accumulate(parse_sse(body)).model_dump()
+        for status, ctype, body in edge.recorder.responses
+        if status == 200 and ctype.startswith("text/event-stream")
+    ]
+    assert streams and all(m["stop_reason"] in ("end_turn", "max_tokens") for m in streams)
     main = max(upstream, key=lambda e: e.usage()["prompt_tokens"])
-    for status, ctype, body in edge.recorder.responses:
-        if status == 200 and ctype.startswith("text/event-stream"):
-            message = sdk_accumulate(parse_sse(body)).model_dump()
-            if message["usage"]["input_tokens"] == main.usage()["prompt_tokens"]:
-                corpus.record(
-                    "Claude Code main loop (tools offered, template drops them)",
-                    main,
-                    message,
-                    tools=True,
-                )
-                break
+    (answer,) = [m for m in streams if m["usage"]["input_tokens"] == main.usage()["prompt_tokens"]]
+    # What the user sees is what the model said.
+    said = answer["content"][0]["text"].strip()
+    assert said and said in [b["text"].strip() for b in run.blocks("text")]
+    if answer["stop_reason"] == "end_turn":
+        assert result["subtype"] == "success" and not result["is_error"], result
+        assert result["result"].strip()
+    # else: the 135M model talked to the output limit; Claude Code then ends the -p run as
+    # an error of its own, which is not the gateway's (see SHORT_SYSTEM).
+    assert edge.wait_idle() == 0
+    corpus.record(
+        "Claude Code -p (tools offered, the template drops them)", main, answer, tools=True
+    )
 
 
 def test_cli_context_overflow_is_prompt_too_long_not_a_retry_loop(
@@ -89,10 +96,11 @@ def test_interrupted_cli_frees_the_server_slot_and_the_lease(
     llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge]
 ) -> None:
     edge = llama_edge_factory(llama, record_upstream=False)
-    assert llama.wait_slots_idle() == 0
+    assert llama.wait_slots_idle(timeout=180) == 0  # nothing left over from an earlier test
     max_tokens = 3000
     process = edge.claude_popen(
         "Write a very long story about a dragon, at least two thousand words.",
+        *SHORT_SYSTEM,
         CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(max_tokens),
     )
     try:

@@ -47,7 +47,7 @@ def test_streamed_answer_has_valid_events_and_the_servers_usage(
 
 
 def test_non_streamed_answer_carries_the_servers_usage(
-    llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge]
+    llama: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge], corpus: Corpus
 ) -> None:
     edge = llama_edge_factory(llama)
     with anthropic_client(edge.url, timeout=240) as client:
@@ -60,6 +60,7 @@ def test_non_streamed_answer_carries_the_servers_usage(
     usage = upstream.usage()
     assert message.usage.input_tokens == usage["prompt_tokens"]
     assert message.usage.output_tokens == usage["completion_tokens"]
+    corpus.record("sdk answer, not streamed to the client", upstream, message.model_dump())
     assert edge.wait_idle() == 0
 
 
