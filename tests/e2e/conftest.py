@@ -99,6 +99,21 @@ class Run:
         ]
 
 
+def claude_env(edge_url: str, home: Path) -> dict[str, str]:
+    """The CLI's environment: this edge, a throwaway home, no traffic besides the API."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": edge_url,
+        "ANTHROPIC_API_KEY": "dummy-client-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "3",
+    }
+
+
 @dataclass
 class Harness:
     backend: FakeBackend
@@ -110,17 +125,7 @@ class Harness:
     env_extra: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(self.home),
-            "ANTHROPIC_BASE_URL": self.edge_url,
-            "ANTHROPIC_API_KEY": "dummy-client-key",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_TELEMETRY": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "DISABLE_ERROR_REPORTING": "1",
-            "CLAUDE_CODE_MAX_RETRIES": "3",
-        }
+        env = claude_env(self.edge_url, self.home)
         env.update(self.env_extra)
         env.update(extra)
         return {k: v for k, v in env.items() if v != ""}  # "" removes a variable

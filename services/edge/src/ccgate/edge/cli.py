@@ -14,6 +14,7 @@ import httpx
 import orjson
 import typer
 
+from ccgate.edge import llamacpp
 from ccgate.edge.keys import KeyStore, new_record, open_store
 from ccgate.edge.probe import probe_all, report_in_background
 from ccgate.edge.routing import Router, RoutingError
@@ -84,6 +85,8 @@ def serve(
     typer.echo(f"ccgate edge on http://{host}:{port} ({workers} worker(s))", err=True)
     for line in report:
         typer.echo(line, err=True)
+    for fine, text in llamacpp.findings(settings):
+        typer.echo(f"  {'' if fine else 'WARNING: '}{text}", err=True)
     typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
     report_in_background(settings, lambda line: typer.echo(line, err=True))
     if admin_port:
@@ -176,6 +179,8 @@ def doctor(
         say(fine, text)
     for result in asyncio.run(probe_all(settings, seconds=5.0)):
         say(result.reachable, result.text)
+    for fine, text in llamacpp.findings(settings):
+        say(fine, text)
     if settings.redis_url:
         try:
             from ccgate.shared.redis import connect_sync

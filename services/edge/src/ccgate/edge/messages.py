@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ccgate.edge import metrics, savers
+from ccgate.edge import llamacpp, metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
@@ -208,14 +208,16 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
 
 
 async def handle_count_tokens(
-    request: Request, record: KeyRecord | None, gateway: Gateway | None = None
+    request: Request, record: KeyRecord | None, gateway: Gateway
 ) -> Response:
     body, _ = await read_json(request)
     req = check_messages_request(body, need_max_tokens=False)
     client_host = request.client.host if request.client else None
     user = caller_identity(req, record.name if record else None, client_host, request.headers)
     annotate_caller(user, session_id(req, request.headers), req.get("model"))
-    tokens = await asyncio.to_thread(count_tokens, req)
-    if gateway is not None:  # in the units the request's usage is reported in
-        tokens = round(tokens * gateway.context.count_scale(req))
+    tokens = await llamacpp.count_on_backend(gateway, req)  # exact where the backend can tell
+    if tokens is None:
+        tokens = await asyncio.to_thread(count_tokens, req)
+    # in the units the request's usage is reported in (context/fit.py)
+    tokens = round(tokens * gateway.context.count_scale(req))
     return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")

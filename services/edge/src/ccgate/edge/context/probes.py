@@ -99,8 +99,22 @@ def _openrouter(provider: Provider, model: str) -> WindowProbe:
     )
 
 
-# provider id → probe. llama.cpp (`GET /props`, n_ctx) plugs in here from edge/llamacpp.py.
+def _llamacpp(provider: Provider, model: str) -> WindowProbe:
+    # Imported here: edge/llamacpp.py needs the gateway, which needs this module.
+    from ccgate.edge.llamacpp import parse_props, server_root
+
+    def n_ctx(data: Any) -> int | None:
+        props = parse_props(data)
+        return props.n_ctx if props else None
+
+    return WindowProbe(
+        "GET", server_root(provider.base_url) + "/props", n_ctx, source="llama.cpp /props"
+    )
+
+
+# provider id → probe
 PROBES: dict[str, Callable[[Provider, str], WindowProbe]] = {
+    "llamacpp": _llamacpp,
     "ollama": _ollama,
     "lmstudio": _lmstudio,
     "openrouter": _openrouter,

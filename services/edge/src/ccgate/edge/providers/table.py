@@ -76,7 +76,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "llamacpp",
             "http://localhost:8080/v1",
             needs_key=False,
-            quirks=Quirks(reasoning_control="chat_template_kwargs"),
+            quirks=Quirks(reasoning_control="chat_template_kwargs", named_tool_choice=False),
         ),
         ProviderSpec(
             "ollama",

@@ -369,6 +369,10 @@ def to_openai(req: JSON, target: Target) -> tuple[JSON, list[str]]:
     tools = convert_tools(req, target, warnings)
     choice = _tool_choice(req.get("tool_choice"))
     if tools and choice != "none":
+        if isinstance(choice, dict) and not target.quirks.named_tool_choice:
+            forced = choice["function"]["name"]
+            tools = [t for t in tools if t["function"]["name"] == forced] or tools
+            choice = "required"
         body["tools"] = tools
         if choice is not None:
             body["tool_choice"] = choice

@@ -23,6 +23,9 @@ class Quirks:
     max_tokens_cap: int | None = None
     # OpenAI `response_format: {"type": "json_schema"}` (for Anthropic `output_config.format`).
     supports_json_schema: bool = True
+    # llama.cpp reads `tool_choice` as a string only (auto/none/required); an object naming a
+    # function is silently taken as "auto". Such a backend gets "required" and only that tool.
+    named_tool_choice: bool = True
     schema_drop_keys: frozenset[str] = field(default_factory=lambda: frozenset({"$schema"}))
 
 

@@ -106,15 +106,18 @@ def _content_texts(content: Any, images: list[int]) -> list[str]:
     return texts
 
 
-def count_tokens(req: dict[str, Any]) -> int:
-    """Input tokens of a Messages request: system, messages, tools, images."""
+def count_tokens(req: dict[str, Any], tools_rendered: bool = True) -> int:
+    """Input tokens of a Messages request: system, messages, tools, images.
+
+    `tools_rendered=False` for a backend whose chat template leaves the tool schemas out of
+    the prompt (llama-server with such a model): the count is what that backend sees."""
     images: list[int] = []
     texts = [system_text(req.get("system"))]
     messages = req.get("messages") or []
     for message in messages:
         if isinstance(message, dict):
             texts.extend(_content_texts(message.get("content"), images))
-    tools = req.get("tools") or []
+    tools = (req.get("tools") or []) if tools_rendered else []
     for tool in tools:
         if isinstance(tool, dict):
             texts.append(str(tool.get("name", "")))

