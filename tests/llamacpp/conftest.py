@@ -106,6 +106,9 @@ def llama_edge_factory(
             "HTTP_READ_TIMEOUT": "240",
             "PROVIDER_RATE_LIMIT": "1000",
             "PROVIDER_MAX_CONCURRENCY": "4",
+            # These tests hold the edge to the server's own counts; the usage scaling that makes
+            # Claude Code compact in time (context/fit.py) has its tests in test_context*.py.
+            "CONTEXT_USAGE_SCALING": "false",
             **env,
         }
         for key, value in settings.items():
