@@ -278,3 +278,61 @@ async def test_user_concurrency_does_not_block_other_users(make: Factory) -> Non
     assert isinstance(other, Lease)
     await limiter.release(first, "ok")
     assert isinstance(await asyncio.wait_for(second, 3), Lease)
+
+
+async def test_a_keys_chat_users_share_its_limits_in_total_and_fairly(make: Factory) -> None:
+    """The chat users of one key (one bucket) never exceed the key's rpm or concurrency in
+    sum; queued, they are served round-robin, so one's burst does not starve another; every
+    slot comes back, from a release, a timeout or a hang-up while queued."""
+    from ccgate.limiter.api import UserLimits
+
+    limiter, p = make(ProviderLimits(1000, 60.0, 100)), provider()
+    key = UserLimits(rpm=8, max_concurrency=2, bucket="bot")
+    in_flight, peak, order = 0, 0, []
+
+    async def run(user: str, hold: float, wait: float = 5.0) -> Lease | Denied:
+        nonlocal in_flight, peak
+        lease = await limiter.admit(p, user, soon(wait), key)
+        if isinstance(lease, Lease):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            order.append(user)
+            await asyncio.sleep(hold)
+            in_flight -= 1
+            await limiter.release(lease, "ok")
+        return lease
+
+    # Ana bursts 5; Bea asks once, after Ana's burst is queued: she is served second in line.
+    ana = [asyncio.create_task(run("bot@ana", 0.15)) for _ in range(5)]
+    await asyncio.sleep(0.1)
+    bea = asyncio.create_task(run("bot@bea", 0.15))
+    await asyncio.gather(*ana, bea)
+    assert peak == 2  # the key's concurrency, for both of them together
+    assert order.index("bot@bea") <= 3  # not after all of Ana's burst
+    # 6 of the key's 8 requests this minute are used: three chat users bursting get 2 in all.
+    results = await asyncio.gather(*(run(f"bot@u{i % 3}", 0.0, 0.5) for i in range(6)))
+    assert sum(isinstance(r, Lease) for r in results) == 2
+    assert peak == 2
+
+    # Concurrency alone: a hang-up while queued and a queue timeout leave nothing behind.
+    limiter2, p2 = make(ProviderLimits(0, 1.0, 100)), provider()
+    two = UserLimits(max_concurrency=2, bucket="team")
+    held = [await limiter2.admit(p2, f"team@c{i}", soon(0), two) for i in range(2)]
+    assert all(isinstance(h, Lease) for h in held)
+    third = await limiter2.admit(p2, "team@c2", soon(0.2), two)  # a new chat user: still 2
+    assert isinstance(third, Denied)
+    hung_up = asyncio.create_task(limiter2.admit(p2, "team@c3", soon(5), two))
+    await asyncio.sleep(0.1)
+    hung_up.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hung_up
+    for lease in held:
+        assert isinstance(lease, Lease)
+        await limiter2.release(lease, "ok")
+    again = [await limiter2.admit(p2, f"team@d{i}", soon(0), two) for i in range(3)]
+    assert [isinstance(a, Lease) for a in again] == [True, True, False]
+    for lease in again:
+        if isinstance(lease, Lease):
+            await limiter2.release(lease, "ok")
+    status = (await limiter2.status())["providers"][p2]
+    assert status["in_flight"] == 0 and status["queued"] == 0

@@ -134,7 +134,9 @@ def check_key(record: KeyRecord | None, req: dict[str, Any], gateway: Gateway) -
             "permission_error",
             f"key {record.name!r} may not use model {req['model']!r} (allowed: {record.models})",
         )
-    return UserLimits(record.rpm, record.max_concurrency)
+    # A chat-users key's chat users are queued each as themselves (the fair queue shares the
+    # key between them) and counted together in the key's bucket: its limits hold in total.
+    return UserLimits(record.rpm, record.max_concurrency, record.name if record.chat_users else "")
 
 
 async def check_daily_tokens(record: KeyRecord | None, gateway: Gateway) -> None:

@@ -27,6 +27,10 @@ class UserLimits:
 
     rpm: int = 0  # requests per minute; 0 = no own limit
     max_concurrency: int = 0  # own in-flight cap; 0 = none
+    # Where these limits are counted: "" = the caller's own bucket. Callers naming one bucket
+    # (the chat users of one key) share its limits in total, each still queued as itself, so
+    # the fair queue shares the bucket between them.
+    bucket: str = ""
 
     @property
     def active(self) -> bool:

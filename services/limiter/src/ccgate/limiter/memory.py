@@ -54,8 +54,9 @@ class _ProviderState:
     order: deque[str] = field(default_factory=deque)
     timer: asyncio.TimerHandle | None = None
     user_limits: dict[str, UserLimits] = field(default_factory=dict)
-    user_grants: dict[str, deque[float]] = field(default_factory=dict)
-    user_in_flight: dict[str, int] = field(default_factory=dict)
+    user_grants: dict[str, deque[float]] = field(default_factory=dict)  # by bucket
+    user_in_flight: dict[str, int] = field(default_factory=dict)  # by bucket
+    counted_in: dict[str, str] = field(default_factory=dict)  # lease id -> its bucket
 
     def waiting(self) -> int:
         return sum(len(q) for q in self.queues.values())
@@ -102,15 +103,25 @@ class MemoryLimiter:
         return None
 
     @staticmethod
-    def _user_blocked(state: _ProviderState, user: str, now: float) -> tuple[str, float] | None:
-        """The user's own limits: why they block, and for how long (0: until a release)."""
+    def _bucket(state: _ProviderState, user: str) -> str | None:
+        """The bucket the user's own limits count in; None when they have none."""
         limits = state.user_limits.get(user)
         if limits is None or not limits.active:
             return None
-        if limits.max_concurrency and state.user_in_flight.get(user, 0) >= limits.max_concurrency:
+        return limits.bucket or user
+
+    def _user_blocked(
+        self, state: _ProviderState, user: str, now: float
+    ) -> tuple[str, float] | None:
+        """The user's own limits: why they block, and for how long (0: until a release)."""
+        bucket = self._bucket(state, user)
+        if bucket is None:
+            return None
+        limits = state.user_limits[user]
+        if limits.max_concurrency and state.user_in_flight.get(bucket, 0) >= limits.max_concurrency:
             return "user_concurrency", 0.0
         if limits.rpm:
-            grants = state.user_grants.setdefault(user, deque())
+            grants = state.user_grants.setdefault(bucket, deque())
             while grants and grants[0] <= now - USER_WINDOW:
                 grants.popleft()
             if len(grants) >= limits.rpm:
@@ -131,11 +142,12 @@ class MemoryLimiter:
         if state.limits.rate_limit:
             state.grants.append(now)
         state.day_count += 1
-        limits = state.user_limits.get(user)
-        if limits is not None and limits.active:
-            state.user_in_flight[user] = state.user_in_flight.get(user, 0) + 1
-            if limits.rpm:
-                state.user_grants.setdefault(user, deque()).append(now)
+        bucket = self._bucket(state, user)
+        if bucket is not None:
+            state.counted_in[lease.id] = bucket
+            state.user_in_flight[bucket] = state.user_in_flight.get(bucket, 0) + 1
+            if state.user_limits[user].rpm:
+                state.user_grants.setdefault(bucket, deque()).append(now)
         return lease
 
     def _estimate(self, state: _ProviderState, now: float, ahead: int) -> float:
@@ -250,8 +262,9 @@ class MemoryLimiter:
         state = self._state(lease.provider)
         if state.in_flight.pop(lease.id, None) is None:
             return  # released twice, or already expired: nothing to give back
-        if state.user_in_flight.get(lease.user):
-            state.user_in_flight[lease.user] -= 1
+        bucket = state.counted_in.pop(lease.id, None)
+        if bucket is not None and state.user_in_flight.get(bucket):
+            state.user_in_flight[bucket] -= 1
         if outcome == "ok":
             state.consecutive_429 = 0
         self._pump(lease.provider)

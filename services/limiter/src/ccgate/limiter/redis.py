@@ -131,6 +131,7 @@ class RedisLimiter:
                 budget_ms,
                 own.rpm,
                 own.max_concurrency,
+                own.bucket,
             ],
         )
         code = int(result[0])
@@ -260,7 +261,8 @@ class RedisLimiter:
         by_user: dict[str, int] = {}
         by_replica: dict[str, int] = {}
         for i in range(0, len(info), 2):
-            user, _, replica = info[i + 1].decode().partition("\t")
+            user, _, rest = info[i + 1].decode().partition("\t")
+            replica = rest.partition("\t")[0]  # then the bucket its own limits count in
             by_user[user] = by_user.get(user, 0) + 1
             by_replica[replica] = by_replica.get(replica, 0) + 1
         return {

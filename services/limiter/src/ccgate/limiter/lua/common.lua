@@ -14,21 +14,23 @@ local function day_key(now)
   return P .. 'day:' .. math.floor(now / DAY_MS)
 end
 
--- A team key's own limits, stored when it asks: "rpm<TAB>max_concurrency".
+-- A team key's own limits, stored when it asks: "rpm<TAB>max_concurrency<TAB>bucket", and
+-- the bucket they are counted in (the user's own unless it names one: a key's chat users).
 local function user_limits(user)
   local raw = redis.call('HGET', P .. 'ulimits', user)
-  if not raw then return 0, 0 end
-  local rpm, conc = string.match(raw, '(%d+)\t(%d+)')
-  return tonumber(rpm), tonumber(conc)
+  if not raw then return 0, 0, user end
+  local rpm, conc, bucket = string.match(raw, '^(%d+)\t(%d+)\t?(.*)$')
+  if bucket == '' then bucket = user end
+  return tonumber(rpm), tonumber(conc), bucket
 end
 
 local function user_blocked(now, user)
-  local rpm, conc = user_limits(user)
-  if conc > 0 and tonumber(redis.call('HGET', P .. 'u_inflight', user) or '0') >= conc then
+  local rpm, conc, bucket = user_limits(user)
+  if conc > 0 and tonumber(redis.call('HGET', P .. 'u_inflight', bucket) or '0') >= conc then
     return 'user_concurrency', 0
   end
   if rpm > 0 then
-    local k = P .. 'ug:' .. user
+    local k = P .. 'ug:' .. bucket
     redis.call('ZREMRANGEBYSCORE', k, '-inf', now - USER_WINDOW)
     if redis.call('ZCARD', k) >= rpm then
       local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
@@ -38,14 +40,18 @@ local function user_blocked(now, user)
   return nil, 0
 end
 
--- Remove leases from the ledger, giving each holder's own in-flight count back.
+-- Remove leases from the ledger, giving each holder's own in-flight count back to the bucket
+-- it was counted in ("user<TAB>replica<TAB>bucket"; an empty bucket: not counted; no third
+-- field, a lease granted before buckets existed: the user's own).
 local function drop_leases(ids)
   for _, id in ipairs(ids) do
     local info = redis.call('HGET', P .. 'lease_info', id)
     if info then
-      local user = string.match(info, '([^\t]*)\t')
-      if user and tonumber(redis.call('HGET', P .. 'u_inflight', user) or '0') > 0 then
-        redis.call('HINCRBY', P .. 'u_inflight', user, -1)
+      local user, rest = string.match(info, '^([^\t]*)\t[^\t]*(.*)$')
+      local bucket = user
+      if rest and rest ~= '' then bucket = string.sub(rest, 2) end
+      if bucket and bucket ~= '' and tonumber(redis.call('HGET', P .. 'u_inflight', bucket) or '0') > 0 then
+        redis.call('HINCRBY', P .. 'u_inflight', bucket, -1)
       end
     end
   end
@@ -85,17 +91,19 @@ end
 local function grant(now, id, user, replica, limit, ttl)
   if limit > 0 then redis.call('ZADD', P .. 'grants', now, id) end
   redis.call('ZADD', P .. 'leases', now + ttl, id)
-  redis.call('HSET', P .. 'lease_info', id, user .. '\t' .. replica)
   local dk = day_key(now)
   redis.call('INCR', dk)
   redis.call('PEXPIRE', dk, 2 * DAY_MS)
-  local rpm, conc = user_limits(user)
+  local rpm, conc, bucket = user_limits(user)
   if rpm > 0 or conc > 0 then
-    redis.call('HINCRBY', P .. 'u_inflight', user, 1)
+    redis.call('HSET', P .. 'lease_info', id, user .. '\t' .. replica .. '\t' .. bucket)
+    redis.call('HINCRBY', P .. 'u_inflight', bucket, 1)
     if rpm > 0 then
-      redis.call('ZADD', P .. 'ug:' .. user, now, id)
-      redis.call('PEXPIRE', P .. 'ug:' .. user, USER_WINDOW)
+      redis.call('ZADD', P .. 'ug:' .. bucket, now, id)
+      redis.call('PEXPIRE', P .. 'ug:' .. bucket, USER_WINDOW)
     end
+  else
+    redis.call('HSET', P .. 'lease_info', id, user .. '\t' .. replica .. '\t')
   end
 end
 
