@@ -170,3 +170,14 @@ def test_status_page_shows_in_flight_by_replica_with_redis(
         slow.join()
     assert "limiter: redis" in page and in_flight_by_replica(page), page
     assert '<span class="in-flight">1</span>' in page
+
+
+def test_status_page_shows_each_routes_context_window(
+    backend: FakeBackend, edge_factory: Callable[[dict[str, str]], Edge]
+) -> None:
+    edge = edge_factory(
+        backend_env(backend, MODEL_SONNET_CONTEXT_WINDOW="32768", MODEL_CONTEXT_WINDOW="131072")
+    )
+    page = httpx.get(edge.url + "/ccgate/").text
+    assert "32,768 tokens (MODEL_SONNET_CONTEXT_WINDOW)" in page
+    assert "131,072 tokens (MODEL_CONTEXT_WINDOW)" in page

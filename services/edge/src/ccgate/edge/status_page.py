@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import Response
 
-from ccgate.edge.routing import tier_setting
+from ccgate.edge.routing import Route, Tier, tier_setting
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.usage import today
 
@@ -63,7 +63,7 @@ def basic_auth_as_key(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-NO_WINDOW_INFO = "unknown: no model discovery in this build"
+NO_WINDOW_INFO = "unknown: the backend does not say; set MODEL_<TIER>_CONTEXT_WINDOW"
 
 
 def refused(auth: Authenticator, headers: Mapping[str, str], admin_port: bool) -> Response | None:
@@ -94,11 +94,10 @@ def login_required(error: ApiError) -> Response:
     )
 
 
-def context_window(gateway: Gateway, provider: str, model: str) -> str:
-    """The route's context window as far as the configuration knows it. No setting names one
-    yet (model discovery would fill this in); Claude Code assumes a Claude model's window
-    unless CLAUDE_CODE_AUTO_COMPACT_WINDOW is set on the client."""
-    return NO_WINDOW_INFO
+def context_window(gateway: Gateway, tier: Tier, route: Route) -> str:
+    """The route's context window: its tier's setting, or what the backend said at start-up."""
+    window = gateway.context.windows.window(tier, route)
+    return window.describe() if window else NO_WINDOW_INFO
 
 
 def route_rows(gateway: Gateway, reachability: Mapping[str, Mapping[str, Any]]) -> list[RouteRow]:
@@ -119,7 +118,7 @@ def route_rows(gateway: Gateway, reachability: Mapping[str, Mapping[str, Any]]) 
                     None if probed is None else bool(probed["reachable"]),
                     None if probed is None else probed.get("problem"),
                     None if probed is None else probed.get("fix"),
-                    context_window(gateway, route.provider, route.model),
+                    context_window(gateway, tier, route),
                 )
             )
     return rows
