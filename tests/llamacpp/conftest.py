@@ -92,9 +92,12 @@ def llama_edge_factory(
     the recording pass-through, so the server's raw bytes are kept."""
     made: list[tuple[LlamaEdge, list[ThreadedServer]]] = []
 
-    def make(server: LlamaServer, record_upstream: bool = True, **env: str) -> LlamaEdge:
+    def make(
+        server: LlamaServer, record_upstream: bool = True, hide_props: bool = False, **env: str
+    ) -> LlamaEdge:
         servers: list[ThreadedServer] = []
-        proxy = RecordingProxy(server.url) if record_upstream else None
+        hidden = ("/props",) if hide_props else ()
+        proxy = RecordingProxy(server.url, hidden) if record_upstream else None
         upstream = server.url
         if proxy is not None:
             servers.append(ThreadedServer(proxy).__enter__())

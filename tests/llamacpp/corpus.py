@@ -4,7 +4,9 @@
 the raw SSE bodies of this run; without it nothing is written (CI never edits the tree). The
 file has the corpus format of tests/corpus/README.md: each case's body is ONE string frame,
 sent byte for byte (`done: false`, the server's own `[DONE]` is inside), and `expect` is what
-the edge made of it in the same run, with the server's usage.
+the edge made of it in the same run, with the server's usage. A request the client did not
+stream is answered from a non-streaming upstream call (CCGATE_NON_STREAMING_UPSTREAM): its
+chat.completion JSON body is checked by its test, not kept here (the corpus replays SSE).
 """
 
 from __future__ import annotations

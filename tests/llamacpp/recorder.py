@@ -40,8 +40,12 @@ class Exchange:
 
 
 class RecordingProxy:
-    def __init__(self, upstream: str) -> None:
+    """`hidden` paths answer 404, as from a proxy that exposes only /v1: the edge then cannot
+    read the server's window from /props, and the server itself meets an overlong prompt."""
+
+    def __init__(self, upstream: str, hidden: tuple[str, ...] = ()) -> None:
         self.upstream = upstream.rstrip("/")
+        self.hidden = hidden
         self.exchanges: list[Exchange] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -56,6 +60,10 @@ class RecordingProxy:
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode() not in HOP_HEADERS
         ]
+        if scope["path"] in self.hidden:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         url = self.upstream + scope["path"]
         request = json.loads(body) if body else {}
         async with (

@@ -63,10 +63,13 @@ def test_cli_print_run_shows_the_models_answer(
     )
 
 
+@pytest.mark.parametrize("hide_props", [True, False], ids=["server refuses", "edge refuses"])
 def test_cli_context_overflow_is_prompt_too_long_not_a_retry_loop(
-    llama_small: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge]
+    llama_small: LlamaServer, llama_edge_factory: Callable[..., LlamaEdge], hide_props: bool
 ) -> None:
-    edge = llama_edge_factory(llama_small)
+    """With /props hidden the edge does not know the window and the real server's own
+    overflow error must reach Claude Code; with it, the edge refuses before the server."""
+    edge = llama_edge_factory(llama_small, hide_props=hide_props)
     run = edge.claude("Say hello.", **SHORT_ANSWER)
     result = run.result
     assert result["is_error"], result
@@ -77,7 +80,13 @@ def test_cli_context_overflow_is_prompt_too_long_not_a_retry_loop(
         message = json.loads(body)["error"]["message"]
         assert message.startswith("prompt is too long: ") and "tokens > 2048 maximum" in message
     upstream = edge.proxy.completions() if edge.proxy else []
-    assert all(e.status == 400 for e in upstream)
+    if hide_props:
+        assert upstream, "the server never saw the request"
+        for exchange in upstream:
+            error = json.loads(exchange.body)["error"]
+            assert exchange.status == 400 and error["type"] == "exceed_context_size_error"
+    else:
+        assert upstream == []
     # A 400 is final for Claude Code: each distinct request is sent once, not retried.
     sent = [json.dumps(e.request, sort_keys=True) for e in upstream]
     assert len(sent) == len(set(sent)), f"{len(sent)} upstream calls, {len(set(sent))} distinct"

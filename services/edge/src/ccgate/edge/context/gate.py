@@ -57,7 +57,10 @@ class ContextGate:
         if estimate < COUNT_ABOVE * min(known):
             tokens = estimate
         else:
-            tokens = await asyncio.to_thread(count_tokens, req)
+            # Counted as the backends will see it: without the tool schemas only when every
+            # route's backend drops them (llama-server whose template cannot render tools).
+            rendered = not all(self.windows.drops_tools(r) for r in resolved.routes)
+            tokens = await asyncio.to_thread(count_tokens, req, rendered)
         fit = fit_routes(
             resolved.routes,
             window_of,

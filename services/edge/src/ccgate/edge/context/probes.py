@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -26,6 +26,15 @@ class WindowProbe:
     parse: Callable[[Any], int | None]
     json: dict[str, Any] | None = None
     source: str = ""
+    # The backend leaves tool schemas out of the prompt (a llama.cpp chat template that cannot
+    # render them): a request's size is then counted without them.
+    drops_tools: Callable[[Any], bool] = lambda _: False
+
+
+class Reading(NamedTuple):
+    tokens: int
+    source: str
+    drops_tools: bool = False
 
 
 def _positive(value: Any) -> int | None:
@@ -107,8 +116,16 @@ def _llamacpp(provider: Provider, model: str) -> WindowProbe:
         props = parse_props(data)
         return props.n_ctx if props else None
 
+    def drops_tools(data: Any) -> bool:
+        props = parse_props(data)
+        return props is not None and not props.supports_tools
+
     return WindowProbe(
-        "GET", server_root(provider.base_url) + "/props", n_ctx, source="llama.cpp /props"
+        "GET",
+        server_root(provider.base_url) + "/props",
+        n_ctx,
+        source="llama.cpp /props",
+        drops_tools=drops_tools,
     )
 
 
@@ -131,19 +148,18 @@ def _request_args(probe: WindowProbe, provider: Provider) -> dict[str, Any]:
     return {"json": probe.json, "headers": provider.auth_headers(), "timeout": PROBE_TIMEOUT}
 
 
-def _parse(probe: WindowProbe, response: httpx.Response) -> tuple[int, str] | None:
+def _parse(probe: WindowProbe, response: httpx.Response) -> Reading | None:
     if response.status_code != 200:
         return None
     try:
-        tokens = probe.parse(response.json())
+        data = response.json()
+        tokens = probe.parse(data)
     except ValueError:
         return None
-    return (tokens, probe.source) if tokens else None
+    return Reading(tokens, probe.source, probe.drops_tools(data)) if tokens else None
 
 
-async def read_window(
-    client: httpx.AsyncClient, provider: Provider, model: str
-) -> tuple[int, str] | None:
+async def read_window(client: httpx.AsyncClient, provider: Provider, model: str) -> Reading | None:
     probe = probe_for(provider, model)
     if probe is None:
         return None
@@ -154,7 +170,7 @@ async def read_window(
     return _parse(probe, response)
 
 
-def read_window_sync(provider: Provider, model: str) -> tuple[int, str] | None:
+def read_window_sync(provider: Provider, model: str) -> Reading | None:
     probe = probe_for(provider, model)
     if probe is None:
         return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ccgate.edge.context.probes import read_window, read_window_sync
+from ccgate.edge.context.probes import Reading, read_window, read_window_sync
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.routing import Route, Tier
 from ccgate.shared.settings import Settings
@@ -51,6 +51,7 @@ class ContextWindows:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._discovered: dict[Route, Window] = {}
+        self._tools_dropped: set[Route] = set()
 
     def window(self, tier: Tier, route: Route) -> Window | None:
         return configured(self._settings, tier) or self._discovered.get(route)
@@ -58,9 +59,15 @@ class ContextWindows:
     def discovered(self, route: Route) -> Window | None:
         return self._discovered.get(route)
 
-    def learn(self, route: Route, found: tuple[int, str] | None) -> None:
+    def drops_tools(self, route: Route) -> bool:
+        """The backend said it leaves tool schemas out of the prompt (see `probes.py`)."""
+        return route in self._tools_dropped
+
+    def learn(self, route: Route, found: Reading | tuple[int, str] | None) -> None:
         if found is not None:
-            self._discovered[route] = Window(*found)
+            self._discovered[route] = Window(found[0], found[1])
+            if isinstance(found, Reading) and found.drops_tools:
+                self._tools_dropped.add(route)
 
     async def discover(
         self,
