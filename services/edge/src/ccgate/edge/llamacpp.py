@@ -9,16 +9,18 @@ the start-up report say so loudly, and the context size is the window a request 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ccgate.edge.gateway import Gateway
 from ccgate.edge.providers.table import configure
 from ccgate.edge.routing import Router
 from ccgate.edge.translate.request import to_openai
 from ccgate.edge.translate.target import Target
 from ccgate.shared.settings import Settings
+
+if TYPE_CHECKING:  # the gateway's context probes import this module
+    from ccgate.edge.gateway import Gateway
 
 
 @dataclass(frozen=True)

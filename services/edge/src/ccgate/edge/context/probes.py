@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from ccgate.edge.llamacpp import parse_props, server_root
 from ccgate.edge.providers.table import Provider
 
 PROBE_TIMEOUT = 3.0
@@ -109,9 +110,6 @@ def _openrouter(provider: Provider, model: str) -> WindowProbe:
 
 
 def _llamacpp(provider: Provider, model: str) -> WindowProbe:
-    # Imported here: edge/llamacpp.py needs the gateway, which needs this module.
-    from ccgate.edge.llamacpp import parse_props, server_root
-
     def n_ctx(data: Any) -> int | None:
         props = parse_props(data)
         return props.n_ctx if props else None

@@ -10,7 +10,7 @@ import orjson
 
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.server_tools import search, websearch
-from ccgate.edge.server_tools.session import HeldTrace, WebSearchSession
+from ccgate.edge.server_tools.session import WebSearchSession
 from ccgate.edge.tracing import RequestTrace
 from ccgate.edge.translate.tokens import estimate_tokens
 from ccgate.limiter.api import UserLimits
@@ -45,8 +45,8 @@ async def open_message(
         estimate = estimate_tokens(len(orjson.dumps(body)))
         return await gateway.open_message(body, user, estimate, headers, trace, user_limits)
 
-    held = HeldTrace(rtrace.span, rtrace.context, rtrace.capture_content)
     offered = websearch.offered(req, spec)
-    first = await open_round(offered, held)
+    # Every round's spans hang below the request's one server span (ServerSpans ends it).
+    first = await open_round(offered, rtrace)
     client = httpx.AsyncClient(trust_env=False)
-    return WebSearchSession(first, offered, spec, open_round, rtrace, settings, client)
+    return WebSearchSession(first, offered, spec, open_round, settings, client)

@@ -34,14 +34,6 @@ OpenRound = Callable[[dict[str, Any], RequestTrace], Awaitable[Opened]]
 
 
 @dataclass
-class HeldTrace(RequestTrace):
-    """The request's trace as each round sees it: a round's end does not end the request."""
-
-    def end(self) -> None:
-        pass
-
-
-@dataclass
 class _Round:
     """What one upstream round produced, as the client does not see it."""
 
@@ -61,7 +53,6 @@ class WebSearchSession(Opened):
         req: dict[str, Any],
         spec: websearch.WebSearchSpec,
         open_round: OpenRound,
-        trace: RequestTrace,
         settings: Settings,
         client: httpx.AsyncClient,
     ) -> None:
@@ -70,7 +61,6 @@ class WebSearchSession(Opened):
         self._req = req
         self._spec = spec
         self._open_round = open_round
-        self._request_trace = trace
         self._settings = settings
         self._client = client
         self.searches = 0
