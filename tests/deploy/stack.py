@@ -11,6 +11,7 @@ the worker and the bot, built from the Dockerfile with BuildKit.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -60,7 +61,12 @@ def build_images(engine: Engine) -> None:
 def gateway(engine: Engine) -> str:
     """The engine's default bridge address: on this host, and reachable from containers."""
     out = engine.run("network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}").stdout
-    return str(json.loads(out)[0]["Gateway"])
+    config = json.loads(out)[0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    # A daemon on its very first start listed the subnet alone (seen here on a fresh data
+    # root); the bridge then takes the subnet's first address, as Docker's IPAM always does.
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 @dataclass

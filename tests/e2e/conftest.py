@@ -44,7 +44,11 @@ def claude_path() -> str:
 
 
 class RecordingASGI:
-    """Passes requests to the app and keeps a copy of each /v1/messages response."""
+    """Passes requests to the app and keeps a copy of each /v1/messages response.
+
+    A response's entry is updated before each of its parts is passed on, so a client that has
+    just read the end of an answer always finds all of it here (the app may still be finishing).
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -56,6 +60,7 @@ class RecordingASGI:
             await self.app(scope, receive, send)
             return
         status, ctype, chunks, body = 0, "", [], []
+        index = -1
 
         async def receive_recorded() -> Any:
             message = await receive()
@@ -64,17 +69,19 @@ class RecordingASGI:
             return message
 
         async def record(message: Any) -> None:
-            nonlocal status, ctype
+            nonlocal status, ctype, index
             if message["type"] == "http.response.start":
                 status = message["status"]
                 ctype = dict(message.get("headers", [])).get(b"content-type", b"").decode()
+                index = len(self.responses)
+                self.responses.append((status, ctype, b""))
+                self.requests.append(b"".join(body))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                self.responses[index] = (status, ctype, b"".join(chunks))
             await send(message)
 
         await self.app(scope, receive_recorded, record)
-        self.responses.append((status, ctype, b"".join(chunks)))
-        self.requests.append(b"".join(body))
 
 
 @dataclass
