@@ -26,7 +26,8 @@ from ccgate.edge.tracing import RedisToolSpanIndex
 from ccgate.edge.usage import RedisUsageStore, Usage
 from ccgate.limiter.api import Denied, Lease, ProviderLimits, UserLimits
 from ccgate.limiter.redis import RedisLimiter
-from ccgate.shared.redis import check, connect, parse_sentinel_url, queue_redis_url
+from ccgate.shared.redis import connect, queue_redis_url
+from ccgate.shared.redis_url import check, parse_sentinel_url
 from ccgate.shared.settings import Settings
 from tests.fakes.server import free_port
 from tests.redis_server import RedisClusterSet, redis_cluster, redis_server

@@ -22,7 +22,8 @@ from ccgate.bot.queue import QUEUE
 from ccgate.bot.runner import asks_the_chat, run_turn
 from ccgate.bot.streamjson import Item, Text, Thinking, ToolUse
 from ccgate.bot.workspace import WorkspaceError, home_dir, project_dir, user_root
-from ccgate.shared.redis import SENTINEL_SCHEMES, parse_sentinel_url, queue_redis_url
+from ccgate.shared.redis import queue_redis_url
+from ccgate.shared.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.bot")

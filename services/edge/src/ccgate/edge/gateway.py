@@ -41,9 +41,15 @@ from ccgate.edge.translate.stream import Event
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.tokens import count_tokens
 from ccgate.edge.usage import MemoryUsageStore, RedisUsageStore, Usage, UsageStore
-from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
-from ccgate.limiter.failover import LimiterUnavailable
-from ccgate.shared.redis import connect
+from ccgate.limiter.api import (
+    Denied,
+    Lease,
+    Limiter,
+    LimiterUnavailable,
+    Outcome,
+    ProviderLimits,
+    UserLimits,
+)
 from ccgate.shared.settings import Settings
 from ccgate.shared.telemetry import tracing_configured
 
@@ -132,13 +138,16 @@ class Gateway:
         )
         self._clients: dict[str, UpstreamClient] = {}
         self.tracing = tracing_configured()
-        redis = (
-            connect(settings.redis_url, mode=settings.redis_mode) if settings.redis_url else None
-        )
-        self.tool_index: ToolSpanIndex = (
-            RedisToolSpanIndex(redis) if redis else MemoryToolSpanIndex()
-        )
-        self.usage: UsageStore = RedisUsageStore(redis) if redis else MemoryUsageStore()
+        self.tool_index: ToolSpanIndex = MemoryToolSpanIndex()
+        self.usage: UsageStore = MemoryUsageStore()
+        if settings.redis_url:
+            # Imported here: redis-py (with its JWT and crypto imports) costs ~17 MB and
+            # ~0.2 s at start-up, which a gateway on the in-memory limiter never needs.
+            from ccgate.shared.redis import connect
+
+            redis = connect(settings.redis_url, mode=settings.redis_mode)
+            self.tool_index = RedisToolSpanIndex(redis)
+            self.usage = RedisUsageStore(redis)
         self.tool_failures = ToolFailureLog()  # for the status page
         self.session_callers = SessionCallers()  # for `ccgate statusline`
 

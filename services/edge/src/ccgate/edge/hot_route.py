@@ -1,8 +1,8 @@
 """`POST /v1/messages` straight to its handler, past the framework layers it does not use.
 
 Mounted inside `ServerSpans` and `AdminPortOnly` (so the one server span, the admin-port split
-and the HTTP/1.1 guards of `transport.py` still hold), in front of FastAPI's exception
-middleware, router, dependency solving and response wrapping — which the other routes keep.
+and the HTTP/1.1 guards of `transport.py` still hold), in front of Starlette's exception
+middleware and router, which the other routes keep.
 Errors get the same Anthropic shapes the app's exception handlers give.
 """
 

@@ -209,48 +209,85 @@ def _errors(*codes: int) -> dict[str, Any]:
     }
 
 
-def messages_operation() -> dict[str, Any]:
-    return {
-        "openapi_extra": {
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": MESSAGES_REQUEST}},
-            }
-        },
-        "responses": {
-            "200": {
-                "description": "A message (JSON), or its events (text/event-stream) with stream: true",
-                "content": {
-                    "application/json": {"schema": MESSAGE},
-                    "text/event-stream": {"schema": {"type": "string"}},
-                },
-            },
-            **_errors(400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 529),
-        },
-    }
+def _json_response(
+    description: str, schema: JSON | None = None, media_type: str = "application/json"
+) -> JSON:
+    return {"description": description, "content": {media_type: {"schema": schema or {}}}}
 
 
-def count_tokens_operation() -> dict[str, Any]:
-    return {
-        "openapi_extra": {
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": COUNT_TOKENS_REQUEST}},
-            }
-        },
-        "responses": {
-            "200": {
-                "description": "An estimate of the input tokens",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["input_tokens"],
-                            "properties": {"input_tokens": {"type": "integer"}},
-                        }
-                    }
-                },
+def _query(*names: str) -> list[JSON]:
+    return [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in names
+    ]
+
+
+MESSAGES_OPERATION: JSON = {
+    "summary": "Create a message",
+    "operationId": "messages",
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": MESSAGES_REQUEST}},
+    },
+    "responses": {
+        "200": {
+            "description": "A message (JSON), or its events (text/event-stream) with stream: true",
+            "content": {
+                "application/json": {"schema": MESSAGE},
+                "text/event-stream": {"schema": {"type": "string"}},
             },
-            **_errors(400, 401, 408, 413),
         },
+        **_errors(400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 529),
+    },
+}
+
+COUNT_TOKENS_OPERATION: JSON = {
+    "summary": "Count the input tokens of a message request",
+    "operationId": "count_tokens",
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": COUNT_TOKENS_REQUEST}},
+    },
+    "responses": {
+        "200": _json_response(
+            "An estimate of the input tokens",
+            {
+                "type": "object",
+                "required": ["input_tokens"],
+                "properties": {"input_tokens": {"type": "integer"}},
+            },
+        ),
+        **_errors(400, 401, 408, 413),
+    },
+}
+
+_JSON, _TEXT_PLAIN, _HTML = "application/json", "text/plain", "text/html"
+# GET routes: (path, summary, media type, query parameters, error codes)
+_READS: tuple[tuple[str, str, str, tuple[str, ...], tuple[int, ...]], ...] = (
+    ("/v1/models", "The models this gateway routes", _JSON, (), (401,)),
+    ("/healthz", "Liveness", _JSON, (), ()),
+    ("/readyz", "Readiness: the limiter and each backend", _JSON, (), ()),
+    ("/metrics", "Prometheus metrics", _TEXT_PLAIN, (), ()),
+    ("/ccgate/usage", "Usage per key and day", _JSON, ("key", "since"), (400, 401, 403)),
+    ("/ccgate/", "The operator's status page", _HTML, (), (401, 403)),
+    ("/v1/ccgate/statusline", "Claude Code's status line", _JSON, ("model", "session"), (401,)),
+    ("/ccgate/limiter", "The limiter's state per provider", _JSON, (), (401,)),
+)
+
+
+def document(title: str, version: str) -> JSON:
+    """The whole /openapi.json."""
+    paths: JSON = {
+        "/v1/messages": {"post": MESSAGES_OPERATION},
+        "/v1/messages/count_tokens": {"post": COUNT_TOKENS_OPERATION},
     }
+    for path, summary, media_type, params, codes in _READS:
+        operation: JSON = {
+            "summary": summary,
+            "operationId": path.strip("/").replace("/", "_"),
+            "responses": {"200": _json_response("OK", None, media_type), **_errors(*codes)},
+        }
+        if params:
+            operation["parameters"] = _query(*params)
+        paths[path] = {"get": operation}
+    return {"openapi": "3.1.0", "info": {"title": title, "version": version}, "paths": paths}

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from ccgate.edge.app import create_app
 from ccgate.edge.context.report import context_report
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
 from ccgate.shared.logging import setup_logging
-from ccgate.shared.redis import check as check_redis
-from ccgate.shared.redis import mode_mismatch
+from ccgate.shared.redis_url import check as check_redis
 from ccgate.shared.settings import Settings
 from ccgate.shared.telemetry import setup_tracing
 
 
-def app_factory() -> FastAPI:
+def app_factory() -> Starlette:
     """What each uvicorn worker calls: settings come from the environment and `.env`."""
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
@@ -39,6 +38,8 @@ def check_redis_settings(settings: Settings) -> None:
     server is asked whether it is a cluster node. An unreachable one is the failure mode's job."""
     if settings.redis_url:
         check_redis(settings.redis_url, settings.redis_mode)
+        from ccgate.shared.redis import mode_mismatch  # redis-py only when Redis is used
+
         problem = mode_mismatch(settings.redis_url, settings.redis_mode)
         if problem:
             raise ValueError(problem)

@@ -3,8 +3,7 @@
 Every route runs inside it: ccgate's request code adds its own attributes (`user.id`,
 `session.id`, tool-error events and links) to this span and hangs `limiter.admit` and
 `chat {model}` under it, so a request is one trace with one server span, and the
-`traceparent` sent upstream descends from it. FastAPI's own span is turned off (it would be a
-second, unrelated server span). Probes make no span: `/healthz`, `/readyz` and `/metrics` by
+`traceparent` sent upstream descends from it. Probes make no span: `/healthz`, `/readyz` and `/metrics` by
 default, or what `OTEL_PYTHON_ASGI_EXCLUDED_URLS` / `OTEL_PYTHON_EXCLUDED_URLS` say.
 """
 

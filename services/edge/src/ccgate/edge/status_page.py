@@ -12,9 +12,9 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import Response
 
 from ccgate.edge.routing import Route, Tier, tier_setting
@@ -22,17 +22,27 @@ from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.usage import today
 
 if TYPE_CHECKING:
+    from jinja2 import Template
+
     from ccgate.edge.auth import Authenticator
     from ccgate.edge.gateway import Gateway
     from ccgate.edge.probe import BackendProbe
 
 REFRESH_SECONDS = 2
-_templates = Environment(
-    loader=PackageLoader("ccgate.edge", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@cache
+def _template() -> Template:
+    """Loaded on the first view: Jinja2 is start-up time and memory the hot path never uses."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("ccgate.edge", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template("status.html.j2")
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ async def render(gateway: Gateway, probe: BackendProbe) -> str:
         }
         for f in gateway.tool_failures.recent()
     ]
-    return _templates.get_template("status.html.j2").render(
+    return _template().render(
         refresh=REFRESH_SECONDS,
         now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         day=today(),

@@ -58,6 +58,10 @@ class Denied:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class LimiterUnavailable(Exception):
+    """The shared limiter (Redis) is down and the failure mode is `closed`."""
+
+
 class Limiter(Protocol):
     async def admit(
         self, provider: str, user: str, deadline: float, user_limits: UserLimits | None = None

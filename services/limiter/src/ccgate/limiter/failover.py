@@ -22,7 +22,15 @@ from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ccgate.limiter.api import Denied, Lease, Limiter, Outcome, ProviderLimits, UserLimits
+from ccgate.limiter.api import (
+    Denied,
+    Lease,
+    Limiter,
+    LimiterUnavailable,
+    Outcome,
+    ProviderLimits,
+    UserLimits,
+)
 from ccgate.limiter.memory import MemoryLimiter
 
 log = logging.getLogger("ccgate.limiter")
@@ -30,10 +38,6 @@ log = logging.getLogger("ccgate.limiter")
 FailureMode = Literal["local", "open", "closed"]
 # A sentinel with no master yet is a ConnectionError too (MasterNotFoundError).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
-
-
-class LimiterUnavailable(Exception):
-    """Redis is down and the failure mode is `closed`."""
 
 
 class FailoverLimiter:
