@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ccgate.edge import metrics, openapi, status_page
+from ccgate.edge import metrics, openapi, side_http, status_page
 from ccgate.edge.auth import Authenticator
 from ccgate.edge.context import discovery
 from ccgate.edge.gateway import Gateway, limits_from
@@ -123,9 +122,9 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         gateway.warm_up()
         probe.refresh()
-        # Start-up only, off the hot path: the window probes use a short-lived httpx client.
-        async with httpx.AsyncClient(trust_env=False) as client:
-            await gateway.context.discover(gateway.providers, lambda _: client)
+        # Start-up only, off the hot path: the window probes use a short-lived session.
+        async with side_http.session() as client:
+            await gateway.context.discover(gateway.providers, client)
         refresher = asyncio.create_task(refresh_keys(auth))
         yield
         refresher.cancel()

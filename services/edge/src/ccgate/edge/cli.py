@@ -10,11 +10,10 @@ import sys
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import httpx
 import orjson
 import typer
 
-from ccgate.edge import llamacpp
+from ccgate.edge import llamacpp, side_http
 from ccgate.edge.keys import KeyStore, new_record, open_store
 from ccgate.edge.probe import probe_all, report_in_background
 from ccgate.edge.routing import Router, RoutingError
@@ -203,12 +202,14 @@ def edge_get(path: str, params: dict[str, str]) -> Any:
     headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
     url = settings.ccgate_edge_url.rstrip("/") + path
     try:
-        response = httpx.get(url, params=params, headers=headers, timeout=10.0, trust_env=False)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
+        answer = side_http.call_sync("GET", url, params=params, headers=headers, seconds=10.0)
+    except side_http.CallFailed as exc:
         typer.echo(f"ccgate: cannot read {url}: {exc}", err=True)
         raise typer.Exit(1) from None
-    return response.json()
+    if answer.status != 200:
+        typer.echo(f"ccgate: cannot read {url}: it answered {answer.status}", err=True)
+        raise typer.Exit(1)
+    return answer.json()
 
 
 @limiter_app.command("status")

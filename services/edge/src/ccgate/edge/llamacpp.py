@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
 
+from ccgate.edge import side_http
 from ccgate.edge.providers.table import configure
 from ccgate.edge.routing import Router
 from ccgate.edge.translate.request import to_openai
@@ -61,13 +62,13 @@ def parse_props(data: Any) -> LlamaCppProps | None:
 def read_props(base_url: str, timeout: float = 5.0) -> LlamaCppProps | None:
     """GET /props of the server behind `base_url`; None when it is not a llama-server."""
     try:
-        response = httpx.get(server_root(base_url) + "/props", timeout=timeout, trust_env=False)
-    except httpx.HTTPError:
+        answer = side_http.call_sync("GET", server_root(base_url) + "/props", seconds=timeout)
+    except side_http.CallFailed:
         return None
-    if response.status_code != 200:
+    if answer.status != 200:
         return None
     try:
-        return parse_props(response.json())
+        return parse_props(answer.json())
     except ValueError:
         return None
 
@@ -98,20 +99,26 @@ def findings(settings: Settings) -> list[tuple[bool, str]]:
     return [(fine, f"llamacpp: {line}")]
 
 
-async def prompt_tokens(client: httpx.AsyncClient, base_url: str, body: dict[str, Any]) -> int:
+async def prompt_tokens(client: aiohttp.ClientSession, base_url: str, body: dict[str, Any]) -> int:
     """The prompt length llama-server will see for an OpenAI chat body: rendered by its own
     chat template (/apply-template: tools dropped there when the template cannot show them)
     and counted by its own tokenizer (/tokenize), as its completion endpoint does."""
     root = server_root(base_url)
-    rendered = await client.post(root + "/apply-template", json=body, timeout=10.0)
-    rendered.raise_for_status()
+    rendered = await side_http.call(
+        client, "POST", root + "/apply-template", json=body, seconds=10.0
+    )
+    if rendered.status != 200:
+        raise ValueError(f"/apply-template answered {rendered.status}")
     prompt = rendered.json()["prompt"]
-    tokenized = await client.post(
+    tokenized = await side_http.call(
+        client,
+        "POST",
         root + "/tokenize",
         json={"content": prompt, "add_special": True, "parse_special": True},
-        timeout=10.0,
+        seconds=10.0,
     )
-    tokenized.raise_for_status()
+    if tokenized.status != 200:
+        raise ValueError(f"/tokenize answered {tokenized.status}")
     return len(tokenized.json()["tokens"])
 
 
@@ -125,8 +132,8 @@ async def count_on_backend(gateway: Gateway, req: dict[str, Any]) -> int | None:
         return None
     target = Target(route.provider, route.model, provider.spec.quirks, resolved.thinking_allowed)
     body, _ = to_openai(req, target)
-    try:  # not the upstream (aiohttp) pool: two small calls, off the hot path
-        async with httpx.AsyncClient(trust_env=False) as client:
+    try:  # not the upstream pool: two small calls, off the hot path
+        async with side_http.session() as client:
             return await prompt_tokens(client, provider.base_url, body)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+    except (side_http.CallFailed, ValueError, KeyError, TypeError):
         return None

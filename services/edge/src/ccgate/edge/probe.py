@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import httpx
+import aiohttp
 
+from ccgate.edge import side_http
 from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.edge.routing import Router
 from ccgate.edge.translate.errors import ApiError
@@ -97,7 +98,7 @@ def probe_url(provider: Provider) -> str:
 
 
 async def probe_one(
-    client: httpx.AsyncClient, provider: Provider, seconds: float = PROBE_TIMEOUT
+    client: aiohttp.ClientSession, provider: Provider, seconds: float = PROBE_TIMEOUT
 ) -> Reachability:
     url = probe_url(provider)
     now = time.time()
@@ -109,16 +110,18 @@ async def probe_one(
     if missing:
         return failed(missing, "set it in the gateway's environment")
     try:
-        response = await client.get(url, headers=provider.auth_headers(), timeout=seconds)
-    except httpx.ConnectError as exc:
-        return failed(f"cannot connect to {url} ({_reason(exc)})", fix_for(provider))
-    except httpx.TimeoutException:
-        return failed(f"{url} did not answer within {seconds:g}s", fix_for(provider))
-    except httpx.HTTPError as exc:
-        return failed(f"{url}: {type(exc).__name__}", fix_for(provider))
-    if response.status_code in (401, 403):
+        answer = await side_http.call(
+            client, "GET", url, headers=provider.auth_headers(), seconds=seconds
+        )
+    except side_http.CallFailed as exc:
+        if exc.kind == "connect":
+            return failed(f"cannot connect to {url} ({_reason(exc.cause)})", fix_for(provider))
+        if exc.kind == "timeout":
+            return failed(f"{url} did not answer within {seconds:g}s", fix_for(provider))
+        return failed(f"{url}: {type(exc.cause).__name__}", fix_for(provider))
+    if answer.status in (401, 403):
         return failed(
-            f"{url} rejected the gateway's credentials ({response.status_code})",
+            f"{url} rejected the gateway's credentials ({answer.status})",
             f"check {provider.spec.key_setting}",
         )
     return Reachability(provider.id, url, True, checked_at=now)
@@ -132,7 +135,7 @@ def routed_providers(settings: Settings) -> list[Provider]:
 
 async def probe_all(settings: Settings, seconds: float = PROBE_TIMEOUT) -> list[Reachability]:
     """Every routed backend, concurrently, within about `seconds` in all."""
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with side_http.session() as client:
         return list(
             await asyncio.gather(
                 *(probe_one(client, p, seconds) for p in routed_providers(settings))

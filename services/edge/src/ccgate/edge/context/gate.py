@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ccgate.edge.context.fit import Fit, fit_routes, usage_scale
 from ccgate.edge.context.windows import ContextWindows, Window, configured
@@ -36,9 +35,9 @@ class ContextGate:
     async def discover(
         self,
         providers: dict[str, Provider],
-        client_for: Callable[[Provider], httpx.AsyncClient],
+        client: aiohttp.ClientSession,
     ) -> None:
-        await self.windows.discover(self.all_routes(), providers, client_for)
+        await self.windows.discover(self.all_routes(), providers, client)
 
     def window(self, route: Route) -> Window | None:
         return self.windows.window(self.router.tier_routing(route), route)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import httpx
+import aiohttp
 
+from ccgate.edge import side_http
 from ccgate.edge.llamacpp import parse_props, server_root
 from ccgate.edge.providers.table import Provider
 
@@ -142,30 +143,35 @@ def probe_for(provider: Provider, model: str) -> WindowProbe | None:
     return make(provider, model) if make and provider.missing() is None else None
 
 
-def _request_args(probe: WindowProbe, provider: Provider) -> dict[str, Any]:
-    return {"json": probe.json, "headers": provider.auth_headers(), "timeout": PROBE_TIMEOUT}
-
-
-def _parse(probe: WindowProbe, response: httpx.Response) -> Reading | None:
-    if response.status_code != 200:
+def _parse(probe: WindowProbe, answer: side_http.Answer) -> Reading | None:
+    if answer.status != 200:
         return None
     try:
-        data = response.json()
+        data = answer.json()
         tokens = probe.parse(data)
     except ValueError:
         return None
     return Reading(tokens, probe.source, probe.drops_tools(data)) if tokens else None
 
 
-async def read_window(client: httpx.AsyncClient, provider: Provider, model: str) -> Reading | None:
+async def read_window(
+    client: aiohttp.ClientSession, provider: Provider, model: str
+) -> Reading | None:
     probe = probe_for(provider, model)
     if probe is None:
         return None
     try:
-        response = await client.request(probe.method, probe.url, **_request_args(probe, provider))
-    except httpx.HTTPError:
+        answer = await side_http.call(
+            client,
+            probe.method,
+            probe.url,
+            json=probe.json,
+            headers=provider.auth_headers(),
+            seconds=PROBE_TIMEOUT,
+        )
+    except side_http.CallFailed:
         return None
-    return _parse(probe, response)
+    return _parse(probe, answer)
 
 
 def read_window_sync(provider: Provider, model: str) -> Reading | None:
@@ -173,9 +179,13 @@ def read_window_sync(provider: Provider, model: str) -> Reading | None:
     if probe is None:
         return None
     try:
-        response = httpx.request(
-            probe.method, probe.url, trust_env=False, **_request_args(probe, provider)
+        answer = side_http.call_sync(
+            probe.method,
+            probe.url,
+            json=probe.json,
+            headers=provider.auth_headers(),
+            seconds=PROBE_TIMEOUT,
         )
-    except httpx.HTTPError:
+    except side_http.CallFailed:
         return None
-    return _parse(probe, response)
+    return _parse(probe, answer)

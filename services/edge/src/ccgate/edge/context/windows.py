@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from ccgate.edge.context.probes import Reading, read_window, read_window_sync
 from ccgate.edge.providers.table import Provider
@@ -73,15 +73,12 @@ class ContextWindows:
         self,
         routes: Iterable[Route],
         providers: dict[str, Provider],
-        client_for: Callable[[Provider], httpx.AsyncClient],
+        client: aiohttp.ClientSession,
     ) -> None:
         """Ask each backend once for the windows no setting covers (at start-up)."""
         todo = sorted(set(routes) - set(self._discovered), key=lambda r: (r.provider, r.model))
         found = await asyncio.gather(
-            *(
-                read_window(client_for(providers[r.provider]), providers[r.provider], r.model)
-                for r in todo
-            )
+            *(read_window(client, providers[r.provider], r.model) for r in todo)
         )
         for route, result in zip(todo, found, strict=True):
             self.learn(route, result)

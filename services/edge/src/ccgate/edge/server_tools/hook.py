@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 import orjson
 
+from ccgate.edge import side_http
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.server_tools import search, websearch
 from ccgate.edge.server_tools.session import WebSearchSession
@@ -48,5 +48,5 @@ async def open_message(
     offered = websearch.offered(req, spec)
     # Every round's spans hang below the request's one server span (ServerSpans ends it).
     first = await open_round(offered, rtrace)
-    client = httpx.AsyncClient(trust_env=False)
+    client = side_http.session()
     return WebSearchSession(first, offered, spec, open_round, settings, client)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
+from ccgate.edge import side_http
 from ccgate.edge.server_tools.websearch import Hit
 from ccgate.shared.settings import Settings
 
@@ -103,32 +104,33 @@ def missing(settings: Settings) -> str | None:
     return f"{need[0]} is not set" if need and not need[1] else None
 
 
-async def search(client: httpx.AsyncClient, settings: Settings, query: str) -> list[Hit] | str:
+async def search(client: aiohttp.ClientSession, settings: Settings, query: str) -> list[Hit] | str:
     """Hits for `query`, or an Anthropic error code."""
     request = PROVIDERS[settings.web_search_provider](
         settings, query, settings.web_search_max_results
     )
     try:
-        response = await client.request(
+        answer = await side_http.call(
+            client,
             request.method,
             request.url,
             params=request.params,
             json=request.json,
             headers=request.headers,
-            timeout=SEARCH_TIMEOUT,
+            seconds=SEARCH_TIMEOUT,
         )
-    except httpx.HTTPError as exc:
-        log.warning("web search (%s) failed: %s", settings.web_search_provider, type(exc).__name__)
-        return "unavailable"
-    if response.status_code == 429:
-        return "too_many_requests"
-    if response.status_code != 200:
+    except side_http.CallFailed as exc:
         log.warning(
-            "web search (%s) answered %d", settings.web_search_provider, response.status_code
+            "web search (%s) failed: %s", settings.web_search_provider, type(exc.cause).__name__
         )
+        return "unavailable"
+    if answer.status == 429:
+        return "too_many_requests"
+    if answer.status != 200:
+        log.warning("web search (%s) answered %d", settings.web_search_provider, answer.status)
         return "unavailable"
     try:
-        data = response.json()
+        data = answer.json()
     except ValueError:
         return "unavailable"
     return request.parse(data) if isinstance(data, dict) else "unavailable"

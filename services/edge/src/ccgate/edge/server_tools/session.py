@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ccgate.edge.gateway import Opened
 from ccgate.edge.routing import Route
@@ -54,7 +54,7 @@ class WebSearchSession(Opened):
         spec: websearch.WebSearchSpec,
         open_round: OpenRound,
         settings: Settings,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
     ) -> None:
         super().__init__(**{f.name: getattr(first, f.name) for f in dataclasses.fields(first)})
         self._current = first
@@ -80,7 +80,7 @@ class WebSearchSession(Opened):
         try:
             await self._current.close(outcome)
         finally:  # the request's server span is ended by ServerSpans, not here
-            await self._client.aclose()
+            await self._client.close()
 
     async def events(self) -> AsyncIterator[list[Event]]:
         started = False
