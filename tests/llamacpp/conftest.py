@@ -23,7 +23,7 @@ from tests.e2e.conftest import RecordingASGI, Run, claude_env, claude_path
 from tests.fakes.server import ThreadedServer
 from tests.llamacpp.corpus import Corpus
 from tests.llamacpp.recorder import RecordingProxy
-from tests.llamacpp.server import LlamaServer
+from tests.llamacpp.server import TOOLS_TEMPLATE, LlamaServer
 from tests.sse_grammar import check_grammar, parse_sse
 
 CLI_TIMEOUT = 300.0  # a 135M model on two shared cores: ~4K prompt tokens take a while
@@ -40,6 +40,14 @@ def llama() -> Iterator[LlamaServer]:
 def llama_small() -> Iterator[LlamaServer]:
     """A 2K context on purpose: a Claude Code-sized request overflows it."""
     with LlamaServer(2048) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_tools() -> Iterator[LlamaServer]:
+    """SmolLM2's GGUF template renders no tools, so llama-server builds no tool-call grammar for
+    it; this one is started with a template that does (see TOOLS_TEMPLATE)."""
+    with LlamaServer(4096, "--chat-template-file", str(TOOLS_TEMPLATE)) as server:
         yield server
 
 

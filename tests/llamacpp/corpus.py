@@ -1,7 +1,9 @@
 """What the real llama-server sent in these runs, kept for the recorded-stream corpus.
 
-`CCGATE_RECORD_LLAMACPP=1 pytest tests/llamacpp` rewrites tests/corpus/llamacpp_real.json with
-the raw SSE bodies of this run; without it nothing is written (CI never edits the tree). The
+`CCGATE_RECORD_LLAMACPP=1 pytest tests/llamacpp` writes the raw SSE bodies of this run into
+tests/corpus/llamacpp_real.json: a case recorded again replaces the one of that name, the others
+are kept (a run of one test file re-records only its own); without it nothing is written (CI
+never edits the tree). A case whose test is gone is removed by hand. The
 file has the corpus format of tests/corpus/README.md: each case's body is ONE string frame,
 sent byte for byte (`done: false`, the server's own `[DONE]` is inside), and `expect` is what
 the edge made of it in the same run, with the server's usage. A request the client did not
@@ -32,7 +34,12 @@ class Corpus:
         self.cases: list[dict[str, Any]] = []
 
     def record(
-        self, name: str, upstream: Exchange, message: dict[str, Any], tools: bool = False
+        self,
+        name: str,
+        upstream: Exchange,
+        message: dict[str, Any],
+        tools: bool = False,
+        template: str | None = None,  # the --chat-template-file the server ran with, if any
     ) -> None:
         assert upstream.request.get("stream"), "only streamed bodies belong in the corpus"
         content = []
@@ -45,7 +52,7 @@ class Corpus:
         self.cases.append(
             {
                 "name": name,
-                "source": SOURCE,
+                "source": SOURCE + (f", chat template {template}" if template else ""),
                 "tools": tools,
                 "frames": [upstream.body.decode()],
                 "done": False,
@@ -63,6 +70,9 @@ class Corpus:
     def write(self) -> None:
         if os.environ.get("CCGATE_RECORD_LLAMACPP") != "1" or not self.cases:
             return
-        data = {"family": "llamacpp", "envelope": {}, "cases": self.cases}
+        fresh = {case["name"] for case in self.cases}
+        kept = json.loads(CORPUS_FILE.read_text())["cases"] if CORPUS_FILE.exists() else []
+        cases = [case for case in kept if case["name"] not in fresh] + self.cases
+        data = {"family": "llamacpp", "envelope": {}, "cases": cases}
         CORPUS_FILE.parent.mkdir(exist_ok=True)
         CORPUS_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
