@@ -90,23 +90,24 @@ def _ollama(provider: Provider, model: str) -> WindowProbe:
     )
 
 
-def _lmstudio(provider: Provider, model: str) -> WindowProbe:
-    # LM Studio's REST API: the loaded length is what it runs at; the maximum otherwise.
-    return WindowProbe(
-        "GET",
-        f"{_server_root(provider)}/api/v0/models",
-        lambda data: _listed(data, model, "loaded_context_length", "max_context_length"),
-        source="lmstudio /api/v0/models",
-    )
+@dataclass(frozen=True)
+class ModelListProbe:
+    """A GET of an OpenAI-style model list: the window is the first of `fields` set on the
+    entry of the model."""
 
+    name: str  # the provider's, for the reading's source
+    path: str
+    fields: tuple[str, ...]
+    at_server_root: bool  # the path hangs off the server's root, not off the base URL (…/v1)
 
-def _openrouter(provider: Provider, model: str) -> WindowProbe:
-    return WindowProbe(
-        "GET",
-        f"{provider.base_url.rstrip('/')}/models",
-        lambda data: _listed(data, model, "top_provider", "context_length"),
-        source="openrouter /models",
-    )
+    def __call__(self, provider: Provider, model: str) -> WindowProbe:
+        base = _server_root(provider) if self.at_server_root else provider.base_url.rstrip("/")
+        return WindowProbe(
+            "GET",
+            f"{base}{self.path}",
+            lambda data: _listed(data, model, *self.fields),
+            source=f"{self.name} {self.path}",
+        )
 
 
 def _llamacpp(provider: Provider, model: str) -> WindowProbe:
@@ -131,8 +132,16 @@ def _llamacpp(provider: Provider, model: str) -> WindowProbe:
 PROBES: dict[str, Callable[[Provider, str], WindowProbe]] = {
     "llamacpp": _llamacpp,
     "ollama": _ollama,
-    "lmstudio": _lmstudio,
-    "openrouter": _openrouter,
+    # LM Studio's REST API: the loaded length is what it runs at; the maximum otherwise.
+    "lmstudio": ModelListProbe(
+        "lmstudio",
+        "/api/v0/models",
+        ("loaded_context_length", "max_context_length"),
+        at_server_root=True,
+    ),
+    "openrouter": ModelListProbe(
+        "openrouter", "/models", ("top_provider", "context_length"), at_server_root=False
+    ),
 }
 
 
