@@ -42,11 +42,6 @@ def _positive(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _server_root(provider: Provider) -> str:
-    base = provider.base_url.rstrip("/")
-    return base[: -len("/v1")] if base.endswith("/v1") else base
-
-
 def ollama_window(show: Any) -> int | None:
     """`POST /api/show`: a `num_ctx` the model was created with wins (that is what Ollama runs
     it at); else the model's own trained length, `<arch>.context_length` in `model_info`."""
@@ -83,7 +78,7 @@ def _listed(data: Any, model: str, *fields: str) -> int | None:
 def _ollama(provider: Provider, model: str) -> WindowProbe:
     return WindowProbe(
         "POST",
-        f"{_server_root(provider)}/api/show",
+        f"{server_root(provider.base_url)}/api/show",
         ollama_window,
         {"model": model},
         "ollama /api/show",
@@ -101,7 +96,9 @@ class ModelListProbe:
     at_server_root: bool  # the path hangs off the server's root, not off the base URL (…/v1)
 
     def __call__(self, provider: Provider, model: str) -> WindowProbe:
-        base = _server_root(provider) if self.at_server_root else provider.base_url.rstrip("/")
+        base = (
+            server_root(provider.base_url) if self.at_server_root else provider.base_url.rstrip("/")
+        )
         return WindowProbe(
             "GET",
             f"{base}{self.path}",
