@@ -35,7 +35,8 @@ class LlamaCppProps:
 
 
 def server_root(base_url: str) -> str:
-    """LLAMACPP_BASE_URL ends in /v1; /props lives at the server's root."""
+    """A base URL without its /v1: llama.cpp's /props, Ollama's and LM Studio's own APIs live
+    at the server's root."""
     root = base_url.rstrip("/")
     return root[: -len("/v1")] if root.endswith("/v1") else root
 

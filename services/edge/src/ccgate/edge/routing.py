@@ -10,7 +10,7 @@ route to exactly that model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from ccgate.edge.providers.table import ALIASES, PROVIDERS
 from ccgate.edge.translate.errors import invalid_request
@@ -67,16 +67,31 @@ def tier_of(model: str) -> Tier:
     return "default"
 
 
+@overload
+def tier_value(settings: Settings, tier: Tier, suffix: Literal[""]) -> tuple[str, str]: ...
+
+
+@overload
+def tier_value(
+    settings: Settings, tier: Tier, suffix: Literal["_CONTEXT_WINDOW"]
+) -> tuple[str, int | None]: ...
+
+
+def tier_value(settings: Settings, tier: Tier, suffix: str) -> tuple[str, str | int | None]:
+    """(setting name, value) of `MODEL_<TIER><suffix>` when it is set, else of `MODEL<suffix>`,
+    the setting for every tier (and the only one for `default`)."""
+    if tier != "default":
+        name = f"MODEL_{tier.upper()}{suffix}"
+        value = getattr(settings, name.lower())
+        if value:
+            return name, value
+    name = f"MODEL{suffix}"
+    return name, getattr(settings, name.lower())
+
+
 def tier_setting(settings: Settings, tier: Tier) -> tuple[str, str]:
     """(setting name, value) that routes a tier; an unset tier falls back to MODEL."""
-    value = {
-        "opus": settings.model_opus,
-        "sonnet": settings.model_sonnet,
-        "haiku": settings.model_haiku,
-    }.get(tier)
-    if value:
-        return f"MODEL_{tier.upper()}", value
-    return "MODEL", settings.model
+    return tier_value(settings, tier, "")
 
 
 def thinking_allowed(settings: Settings, tier: Tier) -> bool:

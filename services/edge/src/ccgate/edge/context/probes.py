@@ -43,11 +43,6 @@ def _positive(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _server_root(provider: Provider) -> str:
-    base = provider.base_url.rstrip("/")
-    return base[: -len("/v1")] if base.endswith("/v1") else base
-
-
 def ollama_window(show: Any) -> int | None:
     """`POST /api/show`: a `num_ctx` the model was created with wins (that is what Ollama runs
     it at); else the model's own trained length, `<arch>.context_length` in `model_info`."""
@@ -84,30 +79,33 @@ def _listed(data: Any, model: str, *fields: str) -> int | None:
 def _ollama(provider: Provider, model: str) -> WindowProbe:
     return WindowProbe(
         "POST",
-        f"{_server_root(provider)}/api/show",
+        f"{server_root(provider.base_url)}/api/show",
         ollama_window,
         {"model": model},
         "ollama /api/show",
     )
 
 
-def _lmstudio(provider: Provider, model: str) -> WindowProbe:
-    # LM Studio's REST API: the loaded length is what it runs at; the maximum otherwise.
-    return WindowProbe(
-        "GET",
-        f"{_server_root(provider)}/api/v0/models",
-        lambda data: _listed(data, model, "loaded_context_length", "max_context_length"),
-        source="lmstudio /api/v0/models",
-    )
+@dataclass(frozen=True)
+class ModelListProbe:
+    """A GET of an OpenAI-style model list: the window is the first of `fields` set on the
+    entry of the model."""
 
+    name: str  # the provider's, for the reading's source
+    path: str
+    fields: tuple[str, ...]
+    at_server_root: bool  # the path hangs off the server's root, not off the base URL (…/v1)
 
-def _openrouter(provider: Provider, model: str) -> WindowProbe:
-    return WindowProbe(
-        "GET",
-        f"{provider.base_url.rstrip('/')}/models",
-        lambda data: _listed(data, model, "top_provider", "context_length"),
-        source="openrouter /models",
-    )
+    def __call__(self, provider: Provider, model: str) -> WindowProbe:
+        base = (
+            server_root(provider.base_url) if self.at_server_root else provider.base_url.rstrip("/")
+        )
+        return WindowProbe(
+            "GET",
+            f"{base}{self.path}",
+            lambda data: _listed(data, model, *self.fields),
+            source=f"{self.name} {self.path}",
+        )
 
 
 def _llamacpp(provider: Provider, model: str) -> WindowProbe:
@@ -132,8 +130,16 @@ def _llamacpp(provider: Provider, model: str) -> WindowProbe:
 PROBES: dict[str, Callable[[Provider, str], WindowProbe]] = {
     "llamacpp": _llamacpp,
     "ollama": _ollama,
-    "lmstudio": _lmstudio,
-    "openrouter": _openrouter,
+    # LM Studio's REST API: the loaded length is what it runs at; the maximum otherwise.
+    "lmstudio": ModelListProbe(
+        "lmstudio",
+        "/api/v0/models",
+        ("loaded_context_length", "max_context_length"),
+        at_server_root=True,
+    ),
+    "openrouter": ModelListProbe(
+        "openrouter", "/models", ("top_provider", "context_length"), at_server_root=False
+    ),
 }
 
 

@@ -17,7 +17,7 @@ import aiohttp
 
 from ccgate.edge.context.probes import Reading, read_window, read_window_sync
 from ccgate.edge.providers.table import Provider
-from ccgate.edge.routing import Route, Tier
+from ccgate.edge.routing import Route, Tier, tier_value
 from ccgate.shared.settings import Settings
 
 log = logging.getLogger("ccgate.edge")
@@ -33,16 +33,8 @@ class Window:
 
 
 def configured(settings: Settings, tier: Tier) -> Window | None:
-    value = {
-        "opus": settings.model_opus_context_window,
-        "sonnet": settings.model_sonnet_context_window,
-        "haiku": settings.model_haiku_context_window,
-    }.get(tier)
-    if value:
-        return Window(value, f"MODEL_{tier.upper()}_CONTEXT_WINDOW")
-    if settings.model_context_window:
-        return Window(settings.model_context_window, "MODEL_CONTEXT_WINDOW")
-    return None
+    name, tokens = tier_value(settings, tier, "_CONTEXT_WINDOW")
+    return Window(tokens, name) if tokens else None
 
 
 class ContextWindows:
