@@ -26,6 +26,13 @@ def tracing_configured() -> bool:
     )
 
 
+def recording_provider_installed() -> bool:
+    """A real tracer provider is in place: ours (`setup_tracing`) or one the host installed
+    (e.g. `opentelemetry-instrument`); otherwise every span would be a no-op."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def setup_tracing(default_service: str = "ccgate") -> bool:
     """Install an exporting tracer provider if the environment asks for one. Idempotent."""
     if not tracing_configured():

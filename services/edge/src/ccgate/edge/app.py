@@ -35,6 +35,7 @@ from ccgate.edge.translate.errors import ApiError, invalid_request
 from ccgate.limiter.api import Limiter
 from ccgate.limiter.memory import MemoryLimiter
 from ccgate.shared.settings import Settings
+from ccgate.shared.telemetry import recording_provider_installed
 
 log = logging.getLogger("ccgate.edge")
 
@@ -246,9 +247,12 @@ def create_app(settings: Settings | None = None, limiter: Limiter | None = None)
     app.state.probe = probe
 
     # Innermost first: the hot route, the admin-port split, then — outermost, so every route
-    # runs inside its request's span (a no-op span without tracing) — the server span.
+    # runs inside its request's span — the server span. With no tracer provider installed
+    # every span is a no-op, which still cost CPU and ~2 KB per open stream (attributes,
+    # context copies), so it is not mounted then.
     app.add_middleware(MessagesRoute, handler=messages)
     if settings.ccgate_admin_port:
         app.add_middleware(AdminPortOnly, admin_port=settings.ccgate_admin_port)
-    app.add_middleware(ServerSpans, routes=[route.path for route in routes])
+    if recording_provider_installed():
+        app.add_middleware(ServerSpans, routes=[route.path for route in routes])
     return app

@@ -53,9 +53,9 @@ def error_frame(error: ApiError) -> bytes:
 class EventStreamResponse(Response):
     """Anthropic events from an open upstream call, written straight to the ASGI `send`.
 
-    No queue and no task per chunk: the upstream is read in the request's own task; a side
-    task sends a `ping` when nothing was written for `ping_interval` seconds, and another
-    watches for the client going away, which cancels the upstream read at once. The
+    No queue and no task per chunk: the upstream is read in the request's own task; one side
+    task watches for the client going away, which cancels the upstream read at once, and sends
+    a `ping` when nothing was written for `ping_interval` seconds. The
     limiter lease is released exactly once, whatever happens.
     """
 
@@ -81,23 +81,27 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             last_sent = loop.time()
 
-        async def watch() -> None:
+        async def watch_and_ping() -> None:
+            # One side task for both jobs (a task per job was ~1 KB more per open stream):
+            # wait for the client's disconnect until the next ping is due, then ping.
             nonlocal disconnected
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            while True:
+                delay = last_sent + self._interval - loop.time()
+                if delay <= 0:
+                    await write(PING_FRAME)
+                    continue
+                try:
+                    async with asyncio.timeout(delay):
+                        message = await receive()
+                except TimeoutError:
+                    continue
+                if message["type"] == "http.disconnect":
+                    break
             disconnected = True
             assert main is not None
             main.cancel()
 
-        async def pings() -> None:
-            while True:
-                delay = last_sent + self._interval - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    continue
-                await write(PING_FRAME)
-
-        side = [asyncio.create_task(watch()), asyncio.create_task(pings())]
+        side = asyncio.create_task(watch_and_ping())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for events in self._opened.events():
@@ -116,8 +120,7 @@ class EventStreamResponse(Response):
             if not disconnected:
                 raise
         finally:
-            for task in side:
-                task.cancel()
+            side.cancel()
             await self._opened.close(outcome)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
