@@ -23,7 +23,7 @@ from ccgate.edge.providers.base import (
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_schemas
+from ccgate.edge.translate.request import thinking_wanted, to_openai, tool_forced, tool_schemas
 from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.thinking import starts_in_reasoning
@@ -132,6 +132,7 @@ async def open_call(
         stop_sequences=tuple(req.get("stop_sequences") or ()),
         thinking_open=starts_in_reasoning(target.model, thinking_wanted(req, target)),
         provider=provider.id,
+        tool_forced=tool_forced(req),
     )
     decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
     call = OpenAICall if stream_upstream else CompletionCall

@@ -388,6 +388,16 @@ def to_openai(req: JSON, target: Target) -> tuple[JSON, list[str]]:
     return body, warnings
 
 
+def tool_forced(req: JSON) -> bool:
+    """tool_choice `any` or `tool`: the answer must be a call (with tools to call)."""
+    choice = req.get("tool_choice")
+    return (
+        isinstance(choice, dict)
+        and choice.get("type") in ("any", "tool")
+        and bool(tool_schemas(req))
+    )
+
+
 def tool_schemas(req: JSON) -> dict[str, dict[str, Any]]:
     """Offered tools by name → input schema (for parsing tool calls written as text)."""
     return {

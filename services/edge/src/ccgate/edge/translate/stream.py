@@ -47,6 +47,9 @@ class StreamOptions:
     stop_sequences: tuple[str, ...] = ()
     thinking_open: bool = False  # the chat template opened `<think>` in the prompt
     provider: str = "upstream"  # for error messages
+    # tool_choice `any` or `tool`: Anthropic's answer then opens with the call, no text before
+    # it; a backend whose grammar lets text come first (llama.cpp's "required") is held to that.
+    tool_forced: bool = False
 
     def __post_init__(self) -> None:
         if not self.message_id:
@@ -66,6 +69,7 @@ class StreamTranslator:
         self._splitter = ThinkSplitter(options.thinking_open) if options.think_tags else None
         self._text_tools = TextToolParser(options.tool_schemas) if options.tool_schemas else None
         self._emitted_tool = False
+        self._held: list[str] = []  # text before the forced call: dropped once the call comes
         self._chars_out = 0
         self.finish_reason: str | None = None
         self.matched_stop: str | None = None
@@ -137,6 +141,10 @@ class StreamTranslator:
         mapped = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
         cut = mapped == "max_tokens"
         self._flush_pending(out, cut)
+        if self._held and not self._emitted_tool:
+            # No call came after all: the text is the whole answer, so it is not lost.
+            held, self._held = "".join(self._held), []
+            self._text(held, out, hold=False)
         self._close(out)
         if cut:
             # What Anthropic says when output hits the limit — also mid-call: a half-written
@@ -222,11 +230,14 @@ class StreamTranslator:
         else:
             self._text(piece.text, out)
 
-    def _text(self, text: str, out: list[Event]) -> None:
+    def _text(self, text: str, out: list[Event], hold: bool = True) -> None:
         if not text:
             return
         if self._api_tools:
             self._flush_pending(out, cut=False)
+        if hold and self.options.tool_forced and not self._emitted_tool:
+            self._held.append(text)
+            return
         if self._open != "text":
             # Whitespace that opens a text block (the "\n\n" after </think>) is noise; dropping
             # all of it, whatever the chunking, keeps the result independent of chunk bounds.
@@ -290,6 +301,7 @@ class StreamTranslator:
         out.append(self._delta_event({"type": "input_json_delta", "partial_json": partial}))
         out.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
         self._emitted_tool = True
+        self._held = []
         self.tool_calls.append((tool.id, tool.name))
 
     # -- blocks -------------------------------------------------------------------------
