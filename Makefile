@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # from UV_PYTHON by path, so a shim here made every `uv sync`/`uv run` reinstall everything.
 export UV_PYTHON := $(shell $$(command -v python3.11 || command -v python3) -c 'import sys; print(sys.executable)')
 
-.PHONY: ui-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps llama-deps demo bench test-cc-latest uv compose-smoke docker-deps base-images images
+.PHONY: ui-deps bench-deps bench-peers serve test lint typecheck pytest deps e2e-deps redis-deps audio-deps llama-deps demo bench test-cc-latest uv compose-smoke docker-deps base-images images
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv
@@ -58,12 +58,16 @@ pytest: deps redis-deps e2e-deps audio-deps ui-deps docker-deps llama-deps
 
 test: lint typecheck pytest
 
-bench: deps redis-deps
+# wrk drives the throughput cells of bench.peers (Debian's package).
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null)
+
+bench: deps redis-deps bench-deps
 	$(UV) run --frozen python -m bench.edge_latency
 	$(UV) run --frozen python -m bench.limiter
 	$(UV) run --frozen python -m bench.peers
 
-bench-peers: deps redis-deps
+bench-peers: deps redis-deps bench-deps
 	$(UV) run --frozen python -m bench.peers
 
 test-cc-latest: deps
