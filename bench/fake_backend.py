@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from tests.fakes.server import request_body, respond
+
+JSON = [(b"content-type", b"application/json")]
 ANSWER = orjson.dumps(
     {
         "id": "c",
@@ -57,33 +60,14 @@ def make_app(default_chunks: int) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         if scope["path"].endswith("/traces") or not body:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"{}"})
+            await respond(send, 200, b"{}", JSON)
             return
         request = orjson.loads(body)
         model = str(request.get("model", ""))
         if not request.get("stream"):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": ANSWER})
+            await respond(send, 200, ANSWER, JSON)
             return
         await send(
             {

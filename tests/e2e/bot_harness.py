@@ -1,12 +1,13 @@
-"""What the bot's end-to-end tests share: settings pointing the worker at the test edge, the
-worker and a front end running together, and looks at the outbox and the process table."""
+"""What the bot's end-to-end tests share: settings pointing the worker at the test edge, a fake
+chat platform with the settings for it, the worker and a front end running together, and looks
+at the outbox and the process table."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,12 @@ from ccgate.bot import sessions
 from ccgate.bot.jobs import FairWorker, worker_settings
 from ccgate.shared.settings import Settings
 from tests.e2e.conftest import Harness, claude_path
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
+
+TELEGRAM_TOKEN = "123456:PLANTED-telegram-token"
+DISCORD_TOKEN = "MTAwMDAw.PLANTED.discord-token"
 
 
 def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
@@ -32,6 +38,42 @@ def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) 
         claude_workspace=str(workspace),
         **values,
     )
+
+
+@contextlib.contextmanager
+def telegram_bot(
+    h: Harness, redis: RedisServer, workspace: Path, allowed: str, **extra: Any
+) -> Iterator[tuple[FakeTelegram, Settings]]:
+    """A fake Telegram, and the bot's settings for it with `allowed` (user ids) on its list."""
+    with FakeTelegram(TELEGRAM_TOKEN) as telegram:
+        settings = settings_for(
+            h,
+            redis,
+            workspace,
+            telegram_bot_token=TELEGRAM_TOKEN,
+            telegram_api_base_url=telegram.url,
+            allowed_telegram_user_id=allowed,
+            **extra,
+        )
+        yield telegram, settings
+
+
+@contextlib.contextmanager
+def discord_bot(
+    h: Harness, redis: RedisServer, workspace: Path, allowed: str, **extra: Any
+) -> Iterator[tuple[FakeDiscord, Settings]]:
+    """A fake Discord, and the bot's settings for it with `allowed` (user ids) on its list."""
+    with FakeDiscord(DISCORD_TOKEN) as discord:
+        settings = settings_for(
+            h,
+            redis,
+            workspace,
+            discord_bot_token=DISCORD_TOKEN,
+            discord_api_base_url=discord.api_url,
+            allowed_discord_user_id=allowed,
+            **extra,
+        )
+        yield discord, settings
 
 
 @dataclass

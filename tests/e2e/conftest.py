@@ -203,6 +203,13 @@ def redis_url() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture
+def bot_redis(redis_url: RedisServer) -> RedisServer:
+    """The module's Redis, emptied of what its earlier tests left (queue, sessions, outbox)."""
+    redis_url.flush()
+    return redis_url
+
+
 async def until(predicate: Callable[[], bool], within: float = 90) -> None:
     deadline = time.monotonic() + within
     while not predicate():

@@ -10,37 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ccgate.bot.fronts.discord import DiscordFront
 from ccgate.bot.fronts.telegram import TelegramFront
-from tests.e2e.bot_harness import alive, bot_running, settings_for
+from tests.e2e.bot_harness import alive, bot_running, discord_bot, telegram_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "123456:PLANTED-telegram-token"
 ANA, BEA, STRANGER = 42, 43, 666
-
-
-def _telegram_settings(
-    h: Harness, redis: RedisServer, workspace: Path, telegram: FakeTelegram, **extra: Any
-) -> Any:
-    return settings_for(
-        h,
-        redis,
-        workspace,
-        telegram_bot_token=TOKEN,
-        telegram_api_base_url=telegram.url,
-        allowed_telegram_user_id=f"{ANA},{BEA}",
-        bot_allowed_tools="Read",  # Bash and Write are asked
-        **extra,
-    )
+ALLOWED = f"{ANA},{BEA}"
+ASKED = {"bot_allowed_tools": "Read"}  # Bash and Write are asked
 
 
 def tool_results(h: Harness) -> list[str]:
@@ -61,9 +45,8 @@ async def buttons_shown(telegram: FakeTelegram, chat: int, seen: int) -> int:
 
 
 def test_approvals_from_telegram(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     ws = tmp_path / f"telegram-{ANA}" / "default"
     h.backend.script(
@@ -81,8 +64,7 @@ def test_approvals_from_telegram(
         Turn(text="Again.", tool_calls=[("Bash", {"command": "sleep 1 && echo five > five.txt"})]),
         Turn(text="never reached"),
     )
-    with FakeTelegram(TOKEN) as telegram:
-        settings = _telegram_settings(h, redis_url, tmp_path, telegram)
+    with telegram_bot(h, bot_redis, tmp_path, ALLOWED, **ASKED) as (telegram, settings):
         presses: dict[str, str] = {}
 
         async def scenario() -> None:
@@ -144,17 +126,16 @@ def test_approvals_from_telegram(
 
 
 def test_an_unanswered_request_is_denied_and_the_run_goes_on(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     ws = tmp_path / f"telegram-{ANA}" / "default"
     h.backend.script(
         Turn(text="Trying.", tool_calls=[("Bash", {"command": "echo late > late.txt"})]),
         Turn(text="Nobody answered; I left it."),
     )
-    with FakeTelegram(TOKEN) as telegram:
-        settings = _telegram_settings(h, redis_url, tmp_path, telegram, bot_approval_timeout=2)
+    soon = {**ASKED, "bot_approval_timeout": 2}
+    with telegram_bot(h, bot_redis, tmp_path, ALLOWED, **soon) as (telegram, settings):
 
         async def scenario() -> None:
             async with bot_running(settings, TelegramFront):
@@ -170,17 +151,15 @@ def test_an_unanswered_request_is_denied_and_the_run_goes_on(
     assert telegram.with_buttons(ANA) == []
 
 
-D_TOKEN = "MTAwMDAw.PLANTED.discord-token"
 D_ANA, D_STRANGER = "4242", "6666"
 D_DM = f"77{D_ANA}"
 
 
 def test_approvals_from_discord(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     """The same through Discord's buttons and interactions: a stranger's press is answered with
     a note only they see, the owner's updates the message in place; deny with a reason."""
-    redis_url.flush()
     h = harness_factory("openai")
     ws = tmp_path / f"discord-{D_ANA}" / "default"
     h.backend.script(
@@ -189,16 +168,7 @@ def test_approvals_from_discord(
         Turn(text="Again.", tool_calls=[("Bash", {"command": "touch two.txt"})]),
         Turn(text="Left it."),
     )
-    with FakeDiscord(D_TOKEN) as discord:
-        settings = settings_for(
-            h,
-            redis_url,
-            tmp_path,
-            discord_bot_token=D_TOKEN,
-            discord_api_base_url=discord.api_url,
-            allowed_discord_user_id=D_ANA,
-            bot_allowed_tools="Read",
-        )
+    with discord_bot(h, bot_redis, tmp_path, D_ANA, **ASKED) as (discord, settings):
         presses: dict[str, str] = {}
 
         async def scenario() -> None:

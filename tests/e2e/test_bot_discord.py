@@ -12,22 +12,19 @@ from pathlib import Path
 import pytest
 
 from ccgate.bot.fronts.discord import DiscordFront
-from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.bot_harness import DISCORD_TOKEN, bot_running, discord_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.discord import FakeDiscord
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "MTAwMDAw.PLANTED.discord-token"
 ANA, STRANGER = "4242", "6666"
 DM = f"77{ANA}"
 
 
 def test_discord_conversation(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     target = tmp_path / f"discord-{ANA}" / "default" / "todo.md"
     long_answer = "\n".join(f"line {i}: " + "x" * 70 for i in range(150))  # > 4 × 2000
@@ -42,16 +39,7 @@ def test_discord_conversation(
         Turn(text=long_answer),
         Turn(text="Four."),
     )
-    with FakeDiscord(TOKEN) as discord:
-        settings = settings_for(
-            h,
-            redis_url,
-            tmp_path,
-            discord_bot_token=TOKEN,
-            discord_api_base_url=discord.api_url,
-            allowed_discord_user_id=ANA,
-            discord_channels="556",
-        )
+    with discord_bot(h, bot_redis, tmp_path, ANA, discord_channels="556") as (discord, settings):
 
         async def scenario() -> None:
             async with bot_running(settings, DiscordFront):
@@ -89,4 +77,4 @@ def test_discord_conversation(
         assert "please create todo.md" in resumed  # the second message resumed the session
         assert "please create todo.md" not in str(h.backend.requests[3].body)  # !new: fresh
         assert discord.intents is not None and discord.intents & (1 << 15)  # message content
-        assert all(TOKEN not in str(s) for s in discord.sent)
+        assert all(DISCORD_TOKEN not in str(s) for s in discord.sent)

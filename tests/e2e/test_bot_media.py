@@ -10,22 +10,20 @@ import asyncio
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ccgate.bot.attachments import safe_name
 from ccgate.bot.fronts.discord import DiscordFront
 from ccgate.bot.fronts.telegram import TelegramFront
-from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.bot_harness import bot_running, discord_bot, telegram_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.telegram import FakeTelegram
 from tests.fakes.transcription import FakeTranscription
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "123456:PLANTED-telegram-token"
 STT_KEY = "stt-PLANTED-key"
 ANA, STRANGER = 42, 666
 SPOKEN = "create a file named spoken.txt"
@@ -46,10 +44,14 @@ def prompt_of(h: Harness, index: int) -> str:
     return str(h.backend.requests[index].body["messages"])
 
 
+def heard_by(stt: FakeTranscription, **extra: Any) -> dict[str, Any]:
+    """The bot's settings for transcribing with `stt`."""
+    return {"transcription_base_url": stt.url, "transcription_api_key": STT_KEY, **extra}
+
+
 def test_voice_notes_files_and_photos(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     ws = tmp_path / "ws"
     project = ws / f"telegram-{ANA}" / "default"
@@ -65,19 +67,17 @@ def test_voice_notes_files_and_photos(
     )
     note = voice_note(tmp_path)
     log = b"2026-12-01 ERROR boom\n"
-    with FakeTelegram(TOKEN) as telegram, FakeTranscription(SPOKEN, STT_KEY) as stt:
-        settings = settings_for(
+    with (
+        FakeTranscription(SPOKEN, STT_KEY) as stt,
+        telegram_bot(
             h,
-            redis_url,
+            bot_redis,
             ws,
-            telegram_bot_token=TOKEN,
-            telegram_api_base_url=telegram.url,
-            allowed_telegram_user_id=str(ANA),
-            transcription_base_url=stt.url,
-            transcription_api_key=STT_KEY,
-            transcription_model="whisper-large-v3",
+            str(ANA),
+            **heard_by(stt, transcription_model="whisper-large-v3"),
             bot_upload_max_bytes=100_000,
-        )
+        ) as (telegram, settings),
+    ):
 
         async def scenario() -> None:
             async with bot_running(settings, TelegramFront):
@@ -148,31 +148,22 @@ def test_upload_names_are_sanitised(given: str, saved: str) -> None:
     assert safe_name(given) == saved
 
 
-D_TOKEN = "MTAwMDAw.PLANTED.discord-token"
 D_ANA = "4242"
 
 
 def test_discord_voice_messages_and_files(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     """The same on Discord: a voice message (flag IS_VOICE_MESSAGE, OGG/Opus attachment) and a
     file attached to a message, fetched from the attachment's URL."""
-    redis_url.flush()
     h = harness_factory("openai")
     ws = tmp_path / "ws"
     project = ws / f"discord-{D_ANA}" / "default"
     h.backend.script(Turn(text="Heard you."), Turn(text="Read the notes."))
-    with FakeDiscord(D_TOKEN) as discord, FakeTranscription(SPOKEN, STT_KEY) as stt:
-        settings = settings_for(
-            h,
-            redis_url,
-            ws,
-            discord_bot_token=D_TOKEN,
-            discord_api_base_url=discord.api_url,
-            allowed_discord_user_id=D_ANA,
-            transcription_base_url=stt.url,
-            transcription_api_key=STT_KEY,
-        )
+    with (
+        FakeTranscription(SPOKEN, STT_KEY) as stt,
+        discord_bot(h, bot_redis, ws, D_ANA, **heard_by(stt)) as (discord, settings),
+    ):
         dm = f"77{D_ANA}"
 
         async def scenario() -> None:

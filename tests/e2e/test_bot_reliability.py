@@ -22,10 +22,9 @@ from arq.jobs import Job
 from ccgate.bot import queue, sessions
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.bot.jobs import FairWorker, worker_settings
-from tests.e2e.bot_harness import alive, bot_running, outbox, settings_for
+from tests.e2e.bot_harness import alive, bot_running, outbox, settings_for, telegram_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer, redis_server
 
 pytestmark = pytest.mark.e2e
@@ -42,16 +41,15 @@ def chat_request(user: str, text: str) -> dict[str, str]:
 
 
 def test_one_users_burst_does_not_starve_another(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     """Two worker slots. Ana sends three requests; while her first two run, Bob sends one.
     Bob's starts before Ana's third (arq alone is first-come-first-served, and a worker
     reading a batch of ids would have taken Ana's third already), and never more than two
     Claude Code processes run at once."""
-    redis_url.flush()
     h = harness_factory("openai")
     h.backend.default = Turn(text="done", stall=2.0)
-    settings = settings_for(h, redis_url, tmp_path, bot_worker_concurrency=2, bot_user_queue_cap=3)
+    settings = settings_for(h, bot_redis, tmp_path, bot_worker_concurrency=2, bot_user_queue_cap=3)
 
     async def scenario() -> dict[str, Any]:
         options = worker_settings(settings)
@@ -106,19 +104,18 @@ def test_one_users_burst_does_not_starve_another(
 
 
 def test_a_killed_worker_leaves_no_process_and_its_job_is_reported_interrupted(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     marker = f"ccgate-kill-tool-{os.getpid()}"  # the tool's; the CLI's argv has another
     command = f"python3 -c 'import select; select.select([], [], [], 300)' {marker}"
     h.backend.script(
         Turn(text="Waiting.", tool_calls=[("Bash", {"command": command, "description": "wait"})])
     )
-    settings = settings_for(h, redis_url, tmp_path)
+    settings = settings_for(h, bot_redis, tmp_path)
     env = {
         **os.environ,
-        "REDIS_URL": redis_url.url,
+        "REDIS_URL": bot_redis.url,
         "CCGATE_EDGE_URL": h.edge_url,
         "CLAUDE_BIN": str(settings.claude_bin),
         "CLAUDE_WORKSPACE": str(tmp_path),
@@ -170,7 +167,7 @@ def test_a_killed_worker_leaves_no_process_and_its_job_is_reported_interrupted(
         if worker.poll() is None:
             worker.kill()
     assert len(h.backend.requests) == 1  # not run a second time behind the user's back
-    posted = asyncio.run(outbox(redis_url.url))
+    posted = asyncio.run(outbox(bot_redis.url))
     assert "interrupted" in posted[-1]["text"] and posted[-1]["job"] == "job-k"
 
 
@@ -182,16 +179,8 @@ def test_a_redis_restart_loses_no_queued_job(
             pytest.skip("restarting Redis needs a redis-server these tests start themselves")
         h = harness_factory("openai")
         h.backend.script(Turn(text="First answer."), Turn(text="Second answer."))
-        token, ana = "123456:PLANTED-telegram-token", 42
-        with FakeTelegram(token) as telegram:
-            settings = settings_for(
-                h,
-                redis,
-                tmp_path,
-                telegram_bot_token=token,
-                telegram_api_base_url=telegram.url,
-                allowed_telegram_user_id=str(ana),
-            )
+        ana = 42
+        with telegram_bot(h, redis, tmp_path, str(ana)) as (telegram, settings):
 
             async def scenario() -> None:
                 async with bot_running(settings, TelegramFront, worker=False) as bot:

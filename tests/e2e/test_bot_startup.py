@@ -14,11 +14,10 @@ from ccgate.bot.fronts.core import ConfigurationError
 from ccgate.bot.fronts.discord import DiscordFront
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.shared.settings import Settings
+from tests.e2e.bot_harness import DISCORD_TOKEN, TELEGRAM_TOKEN
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TELEGRAM_TOKEN = "123456:PLANTED-telegram-token"
-DISCORD_TOKEN = "MTAwMDAw.PLANTED.discord-token"
 CASES = {
     "telegram": (TelegramFront, "TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN, "ALLOWED_TELEGRAM_USER_ID"),
     "discord": (DiscordFront, "DISCORD_BOT_TOKEN", DISCORD_TOKEN, "ALLOWED_DISCORD_USER_ID"),

@@ -13,21 +13,18 @@ import pytest
 
 from ccgate.bot.fronts.core import split
 from ccgate.bot.fronts.telegram import TelegramFront
-from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.bot_harness import TELEGRAM_TOKEN, bot_running, telegram_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "123456:PLANTED-telegram-token"
 ANA, STRANGER = 42, 666
 
 
 def test_telegram_conversation(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
     target = tmp_path / f"telegram-{ANA}" / "default" / "notes.md"
     h.backend.script(
@@ -39,15 +36,7 @@ def test_telegram_conversation(
         Turn(text="Done: notes.md is there."),
         Turn(text="We talked about notes.md."),
     )
-    with FakeTelegram(TOKEN) as telegram:
-        settings = settings_for(
-            h,
-            redis_url,
-            tmp_path,
-            telegram_bot_token=TOKEN,
-            telegram_api_base_url=telegram.url,
-            allowed_telegram_user_id=str(ANA),
-        )
+    with telegram_bot(h, bot_redis, tmp_path, str(ANA)) as (telegram, settings):
 
         async def scenario() -> None:
             async with bot_running(settings, TelegramFront):
@@ -96,7 +85,7 @@ def test_telegram_conversation(
         status = next(t for t in texts if t.startswith("session:"))
         assert "session: (new)" not in status
         assert "limiter: openai_compat 0 running, 0 queued" in status  # asked of the edge
-        assert all(TOKEN not in str(s) for s in telegram.sent)
+        assert all(TELEGRAM_TOKEN not in str(s) for s in telegram.sent)
         # Rendered as HTML, and Telegram's strict parser (the fake's) took every message.
         assert all(s.get("parse_mode") == "HTML" for s in telegram.sent if "text" in s)
         assert (tmp_path / f"telegram-{ANA}" / "web").is_dir()

@@ -15,13 +15,12 @@ from arq.connections import RedisSettings
 from ccgate.bot import sessions
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.shared.settings import Settings
-from tests.e2e.bot_harness import bot_running
+from tests.e2e.bot_harness import TELEGRAM_TOKEN, bot_running
 from tests.e2e.conftest import until
 from tests.fakes.telegram import NOT_MODIFIED, FakeTelegram
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "123456:PLANTED-telegram-token"
 ANA = 42
 
 
@@ -30,7 +29,7 @@ def _settings(redis: RedisServer, telegram: FakeTelegram, workspace: Path) -> Se
         _env_file=None,
         redis_url=redis.url,
         claude_workspace=str(workspace),
-        telegram_bot_token=TOKEN,  # type: ignore[arg-type]
+        telegram_bot_token=TELEGRAM_TOKEN,  # type: ignore[arg-type]
         telegram_api_base_url=telegram.url,
         allowed_telegram_user_id=str(ANA),
     )
@@ -45,24 +44,23 @@ async def _posts(redis: RedisServer, job: str, *posts: tuple[str, str]) -> None:
         await pool.aclose()
 
 
-def test_the_answer_survives_a_refused_edit(redis_url: RedisServer, tmp_path: Path) -> None:
+def test_the_answer_survives_a_refused_edit(bot_redis: RedisServer, tmp_path: Path) -> None:
     """A run with one tool call: the progress note shows `🔧 Bash: ls`, and when the run ends
     the note's last edit would show the same text — Telegram refuses it (not modified). Then
     the user deletes a progress note before its run ends (message to edit not found)."""
-    redis_url.flush()
-    with FakeTelegram(TOKEN) as telegram:
+    with FakeTelegram(TELEGRAM_TOKEN) as telegram:
 
         async def scenario() -> None:
             async with bot_running(
-                _settings(redis_url, telegram, tmp_path), TelegramFront, worker=False
+                _settings(bot_redis, telegram, tmp_path), TelegramFront, worker=False
             ):
-                await _posts(redis_url, "j1", ("tool", "🔧 Bash: ls"), ("final", "First answer."))
+                await _posts(bot_redis, "j1", ("tool", "🔧 Bash: ls"), ("final", "First answer."))
                 await until(lambda: "First answer." in telegram.texts(ANA), within=30)
-                await _posts(redis_url, "j2", ("tool", "🔧 Bash: pwd"))
+                await _posts(bot_redis, "j2", ("tool", "🔧 Bash: pwd"))
                 await until(lambda: "🔧 Bash: pwd" in telegram.texts(ANA), within=30)
                 note = max(message_id for _, message_id in telegram.messages)
                 telegram.delete(ANA, note)
-                await _posts(redis_url, "j2", ("final", "Second answer."))
+                await _posts(bot_redis, "j2", ("final", "Second answer."))
                 await until(lambda: "Second answer." in telegram.texts(ANA), within=30)
 
         asyncio.run(scenario())
@@ -72,20 +70,19 @@ def test_the_answer_survives_a_refused_edit(redis_url: RedisServer, tmp_path: Pa
     assert telegram.texts(ANA) == ["🔧 Bash: ls", "First answer.", "🔧 Bash: pwd", "Second answer."]
 
 
-def test_a_flood_wait_is_honoured(redis_url: RedisServer, tmp_path: Path) -> None:
+def test_a_flood_wait_is_honoured(bot_redis: RedisServer, tmp_path: Path) -> None:
     """Telegram answers 429 with parameters.retry_after; the answer goes out after that wait,
     and no call is made before it is over (the fake refuses and counts those)."""
-    redis_url.flush()
-    with FakeTelegram(TOKEN) as telegram:
+    with FakeTelegram(TELEGRAM_TOKEN) as telegram:
 
         async def scenario() -> None:
             async with bot_running(
-                _settings(redis_url, telegram, tmp_path), TelegramFront, worker=False
+                _settings(bot_redis, telegram, tmp_path), TelegramFront, worker=False
             ):
-                await _posts(redis_url, "j1", ("final", "Warm-up."))
+                await _posts(bot_redis, "j1", ("final", "Warm-up."))
                 await until(lambda: "Warm-up." in telegram.texts(ANA), within=30)
                 telegram.flood(2, "sendMessage")
-                await _posts(redis_url, "j2", ("final", "The answer."), ("final", "And more."))
+                await _posts(bot_redis, "j2", ("final", "The answer."), ("final", "And more."))
                 await until(lambda: "And more." in telegram.texts(ANA), within=30)
 
         asyncio.run(scenario())

@@ -14,35 +14,25 @@ import pytest
 
 from ccgate.bot.fronts.telegram import TelegramFront
 from ccgate.edge.keys import FileKeyStore, new_record
-from tests.e2e.bot_harness import bot_running, settings_for
+from tests.e2e.bot_harness import bot_running, telegram_bot
 from tests.e2e.conftest import Harness, until
 from tests.fakes.backend import Turn
-from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
-TOKEN = "123456:PLANTED-telegram-token"
 ANA, BEA = 42, 43
 
 
 def test_usage_per_chat_user(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     bot_key, record = new_record("bot", chat_users=True)
     FileKeyStore(tmp_path / "keys.json").save(record)
     h = harness_factory("openai", CCGATE_KEYS_FILE=str(tmp_path / "keys.json"))
     h.backend.script(Turn(text="Hi Ana."), Turn(text="Hi Bea."), Turn(text="Again, Ana."))
-    with FakeTelegram(TOKEN) as telegram:
-        settings = settings_for(
-            h,
-            redis_url,
-            tmp_path / "ws",
-            telegram_bot_token=TOKEN,
-            telegram_api_base_url=telegram.url,
-            allowed_telegram_user_id=f"{ANA},{BEA}",
-            ccgate_bot_api_key=bot_key,
-        )
+    with telegram_bot(
+        h, bot_redis, tmp_path / "ws", f"{ANA},{BEA}", ccgate_bot_api_key=bot_key
+    ) as (telegram, settings):
 
         async def scenario() -> None:
             async with bot_running(settings, TelegramFront):

@@ -54,11 +54,10 @@ def request(text: str, message: str) -> dict[str, str]:
 
 
 def test_a_chat_turn_creates_a_file_and_the_next_one_resumes(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
-    settings = settings_for(h, redis_url, tmp_path)
+    settings = settings_for(h, bot_redis, tmp_path)
     target = tmp_path / "telegram-42" / "default" / "hello.txt"
     h.backend.script(
         Turn(
@@ -71,7 +70,7 @@ def test_a_chat_turn_creates_a_file_and_the_next_one_resumes(
     first = asyncio.run(run_jobs(settings, request("create hello.txt", "1")))[0]
     assert target.read_text() == "hi from the bot\n"
     assert first["final"] == "Created hello.txt." and first["session_id"]
-    posted = asyncio.run(outbox(redis_url.url))
+    posted = asyncio.run(outbox(bot_redis.url))
     kinds = [p["kind"] for p in posted]
     assert "tool" in kinds and kinds[-1] == "final"
     assert any(p["text"].startswith("🔧 Write") for p in posted)
@@ -85,11 +84,10 @@ def test_a_chat_turn_creates_a_file_and_the_next_one_resumes(
 
 
 def test_stop_kills_the_whole_process_group(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_url.flush()
     h = harness_factory("openai")
-    settings = settings_for(h, redis_url, tmp_path)
+    settings = settings_for(h, bot_redis, tmp_path)
     # Not a sleep: Claude Code blocks long sleeps (even inside python) and suggests the background.
     marker = f"ccgate-stop-test-{os.getpid()}"
     command = f"python3 -c 'import select; select.select([], [], [], 300)' {marker}"
@@ -126,16 +124,15 @@ def test_stop_kills_the_whole_process_group(
 
 
 def test_an_interrupted_job_is_reported_not_rerun(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     from ccgate.bot.jobs import run_claude
 
-    redis_url.flush()
     h = harness_factory("openai")
-    settings = settings_for(h, redis_url, tmp_path)
+    settings = settings_for(h, bot_redis, tmp_path)
 
     async def second_try() -> Any:
-        pool = await create_pool(RedisSettings.from_dsn(redis_url.url))
+        pool = await create_pool(RedisSettings.from_dsn(bot_redis.url))
         try:
             return await run_claude(
                 {"settings": settings, "redis": pool, "job_try": 2, "job_id": "j"},
@@ -146,11 +143,11 @@ def test_an_interrupted_job_is_reported_not_rerun(
 
     assert asyncio.run(second_try()) == {"interrupted": True}
     assert h.backend.requests == []  # nothing ran behind the user's back
-    assert "interrupted" in asyncio.run(outbox(redis_url.url))[-1]["text"]
+    assert "interrupted" in asyncio.run(outbox(bot_redis.url))[-1]["text"]
 
 
 def test_the_chat_message_trace_reaches_the_edge(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     """A traceparent from the front end goes through the job and the CLI (via
     ANTHROPIC_CUSTOM_HEADERS) to the edge, whose server span joins that trace and knows the
@@ -166,12 +163,11 @@ def test_the_chat_message_trace_reaches_the_edge(
         trace.set_tracer_provider(provider)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    redis_url.flush()
     h = harness_factory("openai")
     h.backend.script(Turn(text="Traced."))
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     job = {**request("trace me", "5"), "traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
-    assert asyncio.run(run_jobs(settings_for(h, redis_url, tmp_path), job))[0]["final"] == "Traced."
+    assert asyncio.run(run_jobs(settings_for(h, bot_redis, tmp_path), job))[0]["final"] == "Traced."
     spans = exporter.get_finished_spans()
     run = next(s for s in spans if s.name == "claude run")
     edge = [s for s in spans if s.name == "POST /v1/messages"]
@@ -182,27 +178,26 @@ def test_the_chat_message_trace_reaches_the_edge(
 
 
 def test_failures_reach_the_chat_as_a_clear_message(
-    harness_factory: Callable[..., Harness], redis_url: RedisServer, tmp_path: Path
+    harness_factory: Callable[..., Harness], bot_redis: RedisServer, tmp_path: Path
 ) -> None:
     """The provider refusing the request, and the CLI itself crashing, both end as one ⚠️ chat
     message that says what happened."""
-    redis_url.flush()
     h = harness_factory("openai")
     # Every request refused: after a single 400, Claude Code sent another request and used its
     # answer.
     h.backend.default = Turn(
         status=400, error_body={"error": {"message": "model fake-model is not served here"}}
     )
-    refused = asyncio.run(run_jobs(settings_for(h, redis_url, tmp_path), request("go", "6")))[0]
+    refused = asyncio.run(run_jobs(settings_for(h, bot_redis, tmp_path), request("go", "6")))[0]
     assert "model fake-model is not served here" in refused["error"]
-    posted = asyncio.run(outbox(redis_url.url))[-1]
+    posted = asyncio.run(outbox(bot_redis.url))[-1]
     assert posted["kind"] == "error" and posted["text"].startswith("⚠️")
     assert "model fake-model is not served here" in posted["text"]
 
     crashing = tmp_path / "claude-that-crashes"
     crashing.write_text("#!/bin/sh\necho 'fatal: the CLI could not start' >&2\nexit 3\n")
     crashing.chmod(0o755)
-    settings = settings_for(h, redis_url, tmp_path).model_copy(update={"claude_bin": str(crashing)})
+    settings = settings_for(h, bot_redis, tmp_path).model_copy(update={"claude_bin": str(crashing)})
     crashed = asyncio.run(run_jobs(settings, request("go again", "7")))[0]
     assert crashed["error"] == "fatal: the CLI could not start"
-    assert asyncio.run(outbox(redis_url.url))[-1]["text"] == "⚠️ fatal: the CLI could not start"
+    assert asyncio.run(outbox(bot_redis.url))[-1]["text"] == "⚠️ fatal: the CLI could not start"

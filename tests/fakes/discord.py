@@ -20,41 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.fakes.discord_objects import (
+    BOT_ID,
+    BOT_USER,
+    GUILD_ID,
+    check_components,
+    component_interaction,
+    new_message,
+    user,
+)
 from tests.fakes.server import ServedApp
 
 API = "/api/v10"
-BOT_ID = "900000000000000001"
-GUILD_ID = "800000000000000001"
-
-
-def _check_components(components: Any) -> JSONResponse | None:
-    """Discord's rules for message buttons: action rows (type 1) of at most 5 buttons (type 2),
-    each with a label (max 80) and a custom_id (1-100 characters)."""
-    for row in components or []:
-        buttons = row.get("components", []) if row.get("type") == 1 else None
-        if buttons is None or not 1 <= len(buttons) <= 5:
-            return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
-        for button in buttons:
-            label, custom_id = str(button.get("label", "")), str(button.get("custom_id", ""))
-            if button.get("type") != 2 or len(label) > 80 or not 1 <= len(custom_id) <= 100:
-                return JSONResponse(
-                    {"message": "Invalid Form Body", "code": 50035}, status_code=400
-                )
-    return None
-
-
-def user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
-    return {
-        "id": user_id,
-        "username": name,
-        "discriminator": "0",
-        "global_name": name,
-        "avatar": None,
-        "bot": bot,
-    }
-
-
-BOT_USER = user(BOT_ID, "ccgate", bot=True)
 
 
 @dataclass
@@ -120,7 +97,7 @@ class FakeDiscord(ServedApp):
         the fake's CDN — a voice message when `voice`; returns its id."""
         assert self._loop is not None and self._events is not None, "the bot is not connected"
         message_id = str(next(self._ids))
-        message = self._message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
+        message = new_message(message_id, channel_id or f"77{user_id}", user(user_id, "u"), text)
         for name, data in (attachments or {}).items():
             attachment_id = str(next(self._ids))
             self.files[attachment_id] = data
@@ -153,29 +130,7 @@ class FakeDiscord(ServedApp):
         interaction_id, token = str(next(self._ids)), f"token-{next(self._ids)}"
         channel_id = message["channel_id"]
         self._interactions[interaction_id] = Pressed(token, message_id, channel_id)
-        interaction: dict[str, Any] = {
-            "id": interaction_id,
-            "application_id": BOT_ID,
-            "type": 3,  # MESSAGE_COMPONENT
-            "data": {"custom_id": custom_id, "component_type": 2},
-            "channel_id": channel_id,
-            "token": token,
-            "version": 1,
-            "message": message,
-            "locale": "en-US",
-            "app_permissions": "0",
-            "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
-        if channel_id.startswith("77"):  # a DM (see user_says)
-            interaction |= {"channel": {"id": channel_id, "type": 1}, "user": user(user_id, "u")}
-            interaction |= {"context": 1, "authorizing_integration_owners": {"1": user_id}}
-        else:
-            member = {"user": user(user_id, "u"), "roles": [], "joined_at": message["timestamp"]}
-            member |= {"deaf": False, "mute": False, "flags": 0, "permissions": "0"}
-            interaction |= {"guild_id": GUILD_ID, "member": member, "context": 0}
-            interaction |= {"channel": {"id": channel_id, "type": 0, "guild_id": GUILD_ID}}
-            interaction |= {"authorizing_integration_owners": {"0": GUILD_ID}}
+        interaction = component_interaction(interaction_id, token, user_id, custom_id, message)
         self._loop.call_soon_threadsafe(
             self._events.put_nowait, {"t": "INTERACTION_CREATE", "d": interaction}
         )
@@ -254,38 +209,18 @@ class FakeDiscord(ServedApp):
                 filename = head.split(b'filename="')[1].split(b'"')[0].decode()
         return payload, filename
 
-    def _message(
-        self, message_id: str, channel_id: str, author: dict[str, Any], content: str
-    ) -> dict[str, Any]:
-        return {
-            "id": message_id,
-            "channel_id": channel_id,
-            "author": author,
-            "content": content,
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-        }
-
     async def _send(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
             return self._unauthorized()
         payload, filename = await self._payload(request)
         channel, message_id = request.path_params["channel"], str(next(self._ids))
         content = payload.get("content") or ""
-        if error := _check_components(payload.get("components")):
+        if error := check_components(payload.get("components")):
             return error
         self.sent.append(
             {"op": "send", "channel_id": channel, "content": content, "file": filename}
         )
-        message = self._message(message_id, channel, BOT_USER, content)
+        message = new_message(message_id, channel, BOT_USER, content)
         message["components"] = payload.get("components") or []
         self.messages[message_id] = message
         return JSONResponse(message)
@@ -333,7 +268,7 @@ class FakeDiscord(ServedApp):
             )
         payload, _ = await self._payload(request)
         kind, data = payload.get("type"), payload.get("data") or {}
-        if kind not in (4, 5, 6, 7) or _check_components(data.get("components")):
+        if kind not in (4, 5, 6, 7) or check_components(data.get("components")):
             return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
         pressed.answer = {"type": kind, **data}
         if kind in (6, 7):
@@ -349,7 +284,7 @@ class FakeDiscord(ServedApp):
             )
         else:
             content = data.get("content") or ""
-            message = self._message(str(next(self._ids)), pressed.channel_id, BOT_USER, content)
+            message = new_message(str(next(self._ids)), pressed.channel_id, BOT_USER, content)
             message["flags"] = int(data.get("flags") or 0)
         body = {
             "interaction": {

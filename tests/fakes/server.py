@@ -1,4 +1,5 @@
-"""Run an ASGI app with uvicorn on a free 127.0.0.1 port, in a thread of its own."""
+"""Run an ASGI app with uvicorn on a free 127.0.0.1 port, in a thread of its own; and the two
+steps of plain ASGI the raw apps (the llama.cpp recorder, the bench backend) share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,24 @@ import time
 from typing import Any, Self
 
 import uvicorn
+
+
+async def request_body(receive: Any) -> bytes:
+    """An ASGI request's whole body, however many messages it came in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def respond(
+    send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A whole ASGI response in one body message."""
+    await send({"type": "http.response.start", "status": status, "headers": headers or []})
+    await send({"type": "http.response.body", "body": body})
 
 
 def free_port(host: str = "127.0.0.1") -> int:

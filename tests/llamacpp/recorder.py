@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from tests.fakes.server import request_body, respond
+
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
 
@@ -51,18 +53,12 @@ class RecordingProxy:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode() not in HOP_HEADERS
         ]
         if scope["path"] in self.hidden:
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+            await respond(send, 404, b"")
             return
         url = self.upstream + scope["path"]
         request = json.loads(body) if body else {}

@@ -9,54 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccgate.edge.providers.table import PROVIDERS
-from ccgate.edge.translate.assemble import MessageAssembler
-from ccgate.edge.translate.errors import ApiError, from_upstream
+from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.jsonfix import INVALID_KEY, parse_arguments
 from ccgate.edge.translate.request import to_openai
-from ccgate.edge.translate.stream import (
-    Event,
-    OpenAIStreamDecoder,
-    StreamOptions,
-    StreamTranslator,
-)
+from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Quirks, Target
 from ccgate.edge.translate.thinking import starts_in_reasoning
 from ccgate.edge.translate.tool_calls import TRUNCATED_KEY
-from tests.fakes.backend import Turn, openai_chunks
+from tests.fakes.backend import Turn
 from tests.sse_grammar import check_grammar
-
-TOOLS = {"Bash": {"type": "object", "properties": {"command": {"type": "string"}}}}
-
-
-def stream_bytes(turn: Turn) -> bytes:
-    frames = [f"data: {json.dumps(c)}\n\n" for c in openai_chunks(turn, "m")]
-    return ("".join(frames) + "data: [DONE]\n\n").encode()
-
-
-def run(
-    data: bytes, cuts: list[int] | None = None, tools: bool = True, think: bool = True
-) -> list[Event]:
-    options = StreamOptions(
-        model="claude-x", tool_schemas=TOOLS if tools else None, think_tags=think
-    )
-    translator = StreamTranslator(options)
-    decoder = OpenAIStreamDecoder(translator, "fake")
-    events = translator.start()
-    pieces, last = [], 0
-    for cut in sorted(set(cuts or [])):
-        pieces.append(data[last:cut])
-        last = cut
-    pieces.append(data[last:])
-    for piece in pieces:
-        events += decoder.feed(piece)
-    return events + decoder.end()
-
-
-def final(events: list[Event]) -> dict[str, Any]:
-    assembler = MessageAssembler()
-    assembler.add(events)
-    return assembler.message
+from tests.unit.streams import TOOLS, final, run, stream_bytes
 
 
 def test_text_and_reasoning_become_blocks_in_order() -> None:
@@ -263,173 +225,6 @@ def test_any_chunking_of_the_byte_stream_gives_the_same_message(
             if block["type"] == "tool_use":
                 block.pop("id")
     assert split == whole
-
-
-# -- upstream context overflow → what Claude Code compacts on ---------------------------------
-
-LLAMACPP_OVERFLOW = {
-    "error": {
-        "code": 400,
-        "message": "request (8342 tokens) exceeds the available context size (4096 tokens), "
-        "try increasing it",
-        "type": "exceed_context_size_error",
-        "n_prompt_tokens": 8342,
-        "n_ctx": 4096,
-    }
-}
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        # llama.cpp tools/server: HTTP 400, type exceed_context_size_error, the two counts.
-        (400, LLAMACPP_OVERFLOW, "prompt is too long: 8342 tokens > 4096 maximum"),
-        (
-            400,
-            {
-                "error": {
-                    **LLAMACPP_OVERFLOW["error"],
-                    "message": "the request exceeds the available context size, try increasing it",
-                }
-            },
-            "prompt is too long: 8342 tokens > 4096 maximum",
-        ),
-        # vLLM (also behind NIM), flat and wrapped ErrorResponse.
-        (
-            400,
-            {
-                "object": "error",
-                "message": "This model's maximum context length is 32768 tokens. However, you "
-                "requested 40000 tokens (39000 in the messages, 1000 in the completion). Please "
-                "reduce the length of the messages or completion.",
-                "type": "BadRequestError",
-                "param": None,
-                "code": 400,
-            },
-            "prompt is too long: 40000 tokens > 32768 maximum",
-        ),
-        (
-            400,
-            {
-                "error": {
-                    "message": "This model's maximum context length is 8192 tokens. However, "
-                    "your request has 9001 input tokens. Please reduce the length of the input "
-                    "messages.",
-                    "type": "BadRequestError",
-                    "param": None,
-                    "code": 400,
-                }
-            },
-            "prompt is too long: 9001 tokens > 8192 maximum",
-        ),
-        # OpenRouter and DeepSeek word it the OpenAI way.
-        (
-            400,
-            {
-                "error": {
-                    "message": "This endpoint's maximum context length is 163,840 tokens. "
-                    "However, you requested about 201,000 tokens (190,000 of text input, 11,000 "
-                    "in the output). Please reduce the length of either one, or use the "
-                    '"middle-out" transform to compress your prompt automatically.',
-                    "code": 400,
-                }
-            },
-            "prompt is too long: 201000 tokens > 163840 maximum",
-        ),
-        # LM Studio's llama.cpp engine.
-        (
-            400,
-            {
-                "error": "Trying to keep the first 9500 tokens when context the overflows. "
-                "However, the model is loaded with context length of only 4096 tokens, which is "
-                "not enough. Try to load the model with a larger context length, or provide a "
-                "shorter input"
-            },
-            "prompt is too long: 9500 tokens > 4096 maximum",
-        ),
-        # Ollama answers 500 and names no numbers.
-        (
-            500,
-            {"error": {"message": "input exceeds context length", "type": "api_error"}},
-            "prompt is too long: input exceeds context length",
-        ),
-    ],
-)
-def test_context_overflow_becomes_prompt_is_too_long(
-    status: int, body: dict[str, Any], expected: str
-) -> None:
-    error = from_upstream(status, json.dumps(body).encode(), None, "p", "P_API_KEY")
-    assert (error.status, error.type, error.message) == (400, "invalid_request_error", expected)
-
-
-def test_an_output_budget_that_does_not_fit_is_not_a_long_prompt() -> None:
-    body = {
-        "error": {
-            "message": "'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's "
-            "maximum context length is 32768 tokens and your request has 1200 input tokens "
-            "(32000 > 32768 - 1200).",
-            "type": "BadRequestError",
-            "code": 400,
-        }
-    }
-    error = from_upstream(400, json.dumps(body).encode(), None, "vllm", "K")
-    assert error.status == 400
-    assert not error.message.startswith("prompt is too long")
-    assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" in error.message
-
-
-def test_overflow_inside_a_stream_is_prompt_is_too_long_too() -> None:
-    with pytest.raises(ApiError) as info:
-        run(f"data: {json.dumps(LLAMACPP_OVERFLOW)}\n\n".encode())
-    assert info.value.message == "prompt is too long: 8342 tokens > 4096 maximum"
-
-
-# -- structured output ------------------------------------------------------------------------
-
-TITLE_FORMAT = {
-    "type": "json_schema",
-    "schema": {
-        "type": "object",
-        "properties": {"title": {"type": "string"}},
-        "required": ["title"],
-        "additionalProperties": False,
-    },
-}
-
-
-def test_output_config_format_becomes_response_format() -> None:
-    req = {
-        "model": "m",
-        "max_tokens": 50,
-        "messages": [{"role": "user", "content": "name this session"}],
-        "output_config": {"effort": "low", "format": TITLE_FORMAT},
-    }
-    body, _ = to_openai(req, Target("openrouter", "x", Quirks(reasoning_control="openrouter")))
-    assert body["response_format"] == {
-        "type": "json_schema",
-        "json_schema": {"name": "output", "schema": TITLE_FORMAT["schema"], "strict": True},
-    }
-    plain, _ = to_openai({**req, "output_config": {"effort": "low"}}, Target("p", "x", Quirks()))
-    assert "response_format" not in plain
-
-
-def test_output_format_on_a_backend_without_json_schema_is_a_clear_400() -> None:
-    req = {
-        "model": "m",
-        "max_tokens": 50,
-        "messages": [{"role": "user", "content": "hi"}],
-        "output_config": {"format": TITLE_FORMAT},
-    }
-    deepseek = PROVIDERS["deepseek"]
-    with pytest.raises(ApiError) as info:
-        to_openai(req, Target("deepseek", "deepseek-chat", deepseek.quirks))
-    assert info.value.status == 400
-    assert "deepseek has no JSON-schema output mode" in info.value.message
-    with pytest.raises(ApiError) as bad:
-        to_openai(
-            {**req, "output_config": {"format": {"type": "regex"}}}, Target("p", "x", Quirks())
-        )
-    assert "only 'json_schema'" in bad.value.message
 
 
 # -- the round trip of OpenRouter's encrypted reasoning ---------------------------------------

@@ -126,6 +126,13 @@ async def allowed_by_rule(redis: Any, platform: str, chat_id: str, rule: str | N
     return bool(rule) and bool(await redis.sismember(rules_key(platform, chat_id), rule))
 
 
+async def _post(redis: Any, request: Request, kind: str, text: str) -> None:
+    """A line about the request for its chat, tagged with the request's id."""
+    await sessions.post(
+        redis, request.platform, request.chat_id, kind, text, request.job, approval=request.id
+    )
+
+
 async def file_request(redis: Any, request: Request, ttl: int) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(_key(request.id), mapping=asdict(request))
@@ -133,15 +140,7 @@ async def file_request(redis: Any, request: Request, ttl: int) -> None:
         pipe.sadd(pending_key(request.platform, request.chat_id), request.id)
         pipe.expire(pending_key(request.platform, request.chat_id), ttl)
         await pipe.execute()
-    await sessions.post(
-        redis,
-        request.platform,
-        request.chat_id,
-        "approval",
-        request.text(),
-        request.job,
-        approval=request.id,
-    )
+    await _post(redis, request, "approval", request.text())
 
 
 async def wait_answer(redis: Any, request: Request, wait_s: float) -> dict[str, Any]:
@@ -153,15 +152,8 @@ async def wait_answer(redis: Any, request: Request, wait_s: float) -> dict[str, 
             message = (
                 f"No answer in the chat within {minutes:g} min (BOT_APPROVAL_TIMEOUT): denied."
             )
-            await sessions.post(
-                redis,
-                request.platform,
-                request.chat_id,
-                "approval_closed",
-                f"⏱️ {request.tool}: no answer within {minutes:g} min — denied.",
-                request.job,
-                approval=request.id,
-            )
+            closed = f"⏱️ {request.tool}: no answer within {minutes:g} min — denied."
+            await _post(redis, request, "approval_closed", closed)
             return {"behavior": "deny", "message": message}
         got = await redis.blpop([_key(request.id, "answer")], timeout=5)
     return dict(orjson.loads(got[1])) if got else {"behavior": "deny", "message": "no answer"}

@@ -89,18 +89,22 @@ async def _turn(
     settings: Settings, redis: Any, request: dict[str, str], job: str
 ) -> dict[str, Any]:
     platform, chat_id, user_id = request["platform"], request["chat_id"], request["user_id"]
+
+    async def say(kind: str, text: str) -> None:
+        await sessions.post(redis, platform, chat_id, kind, text, job)
+
     state = await sessions.load(redis, platform, chat_id)
     try:
         root = user_root(settings.claude_workspace, platform, user_id)
         cwd = project_dir(root, state.project)
     except WorkspaceError as exc:
-        await sessions.post(redis, platform, chat_id, "error", f"⚠️ {exc}", job)
+        await say("error", f"⚠️ {exc}")
         return {"error": str(exc)}
 
     async def relay(item: Item) -> None:
         described = describe(item)
         if described is not None:
-            await sessions.post(redis, platform, chat_id, described[0], described[1], job)
+            await say(*described)
 
     # The chat message's trace goes on through this run into every edge request it makes.
     parent = propagate.extract(
@@ -128,14 +132,7 @@ async def _turn(
         )
     except TimeoutError:
         span.end()
-        await sessions.post(
-            redis,
-            platform,
-            chat_id,
-            "error",
-            f"⏱️ Stopped after {settings.bot_job_timeout:.0f}s (BOT_JOB_TIMEOUT).",
-            job,
-        )
+        await say("error", f"⏱️ Stopped after {settings.bot_job_timeout:.0f}s (BOT_JOB_TIMEOUT).")
         return {"error": "timeout"}
     except BaseException:
         span.end()
@@ -145,20 +142,13 @@ async def _turn(
     if result.session_id:
         await sessions.update(redis, platform, chat_id, session_id=result.session_id)
     if result.denied and not asks_the_chat(settings):  # (asked: the chat saw each answer)
-        await sessions.post(
-            redis,
-            platform,
-            chat_id,
-            "error",
-            "🚫 Not allowed here: " + ", ".join(sorted(set(result.denied))),
-            job,
-        )
+        await say("error", "🚫 Not allowed here: " + ", ".join(sorted(set(result.denied))))
     if result.is_error or result.returncode not in (0, None):
         last_stderr = result.stderr.strip().splitlines()[-1:]
         text = result.text or (last_stderr[0] if last_stderr else "the Claude Code run failed")
-        await sessions.post(redis, platform, chat_id, "error", f"⚠️ {text}", job)
+        await say("error", f"⚠️ {text}")
         return {"error": text, "session_id": result.session_id}
-    await sessions.post(redis, platform, chat_id, "final", result.text or "(no answer)", job)
+    await say("final", result.text or "(no answer)")
     return {"session_id": result.session_id, "final": result.text}
 
 

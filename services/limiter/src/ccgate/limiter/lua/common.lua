@@ -14,6 +14,15 @@ local function day_key(now)
   return P .. 'day:' .. math.floor(now / DAY_MS)
 end
 
+-- A sliding window of grant times in the sorted set `key`: with `limit` grants in the last
+-- `window` ms it is full, for as many ms as its oldest grant takes to leave it; else 0.
+local function window_wait(key, limit, window, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then return 0 end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+
 -- A team key's own limits, stored when it asks: "rpm<TAB>max_concurrency<TAB>bucket", and
 -- the bucket they are counted in (the user's own unless it names one: a key's chat users).
 local function user_limits(user)
@@ -30,12 +39,8 @@ local function user_blocked(now, user)
     return 'user_concurrency', 0
   end
   if rpm > 0 then
-    local k = P .. 'ug:' .. bucket
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - USER_WINDOW)
-    if redis.call('ZCARD', k) >= rpm then
-      local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-      return 'user_rate', math.max(1, tonumber(oldest[2]) + USER_WINDOW - now)
-    end
+    local wait = window_wait(P .. 'ug:' .. bucket, rpm, USER_WINDOW, now)
+    if wait > 0 then return 'user_rate', wait end
   end
   return nil, 0
 end
@@ -79,11 +84,8 @@ local function blocked(now, limit, window, conc, daily)
     return 'concurrency', math.max(1, tonumber(first[2]) - now + 1)
   end
   if limit > 0 then
-    redis.call('ZREMRANGEBYSCORE', P .. 'grants', '-inf', now - window)
-    if redis.call('ZCARD', P .. 'grants') >= limit then
-      local oldest = redis.call('ZRANGE', P .. 'grants', 0, 0, 'WITHSCORES')
-      return 'rate', math.max(1, tonumber(oldest[2]) + window - now)
-    end
+    local wait = window_wait(P .. 'grants', limit, window, now)
+    if wait > 0 then return 'rate', wait end
   end
   return nil, 0
 end
