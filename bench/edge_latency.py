@@ -45,7 +45,8 @@ async def timed_stream(
     first = None
     async with client.stream("POST", url, json=body) as response:
         async for chunk in response.aiter_bytes():
-            if first is None and (b"content" in chunk or b"text_delta" in chunk):
+            # The first token itself (message_start and the role chunk hold "content" too).
+            if first is None and (b"text_delta" in chunk or b'"content":"tok' in chunk):
                 first = time.perf_counter()
     end = time.perf_counter()
     return ((first or end) - started) * 1000, (end - started) * 1000

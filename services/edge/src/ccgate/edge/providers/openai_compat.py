@@ -48,10 +48,15 @@ class OpenAICall(ResponseCall):
         translator = self._decoder.translator
         yield translator.start()
         async for chunk in body_chunks(self._response, self._provider):
+            if self.info.first_token_at is None:
+                batches = self._decoder.feed_first(chunk)
+                if batches:
+                    self.info.first_token_at = time.monotonic()
+                for events in batches:
+                    yield events
+                continue
             events = self._decoder.feed(chunk)
             if events:
-                if self.info.first_token_at is None:
-                    self.info.first_token_at = time.monotonic()
                 yield events
         yield self._finished(self._decoder.end(self._fallback_tokens()))
 

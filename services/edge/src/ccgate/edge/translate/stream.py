@@ -363,6 +363,22 @@ class OpenAIStreamDecoder:
     def feed(self, data: bytes) -> list[Event]:
         return self._events(self._sse.feed(data))
 
+    def feed_first(self, data: bytes) -> list[list[Event]]:
+        """`feed` for reads before the first content: the events up to it come out as a batch
+        of their own. One read may hold a whole answer's frames (a fast local server), and
+        decoding and translating all of them before writing any delayed the first token by
+        that much. Frame by frame until one gives events (the SSE decoder takes any cut)."""
+        start = 0
+        while start < len(data):
+            cut = data.find(b"\n\n", start)
+            end = len(data) if cut < 0 else cut + 2
+            first = self.feed(data[start:end])
+            start = end
+            if first:
+                rest = self.feed(data[start:]) if start < len(data) else []
+                return [first, rest] if rest else [first]
+        return []
+
     def end(self, fallback_input_tokens: int | None = None) -> list[Event]:
         """The upstream body ended. Raises ApiError when it ended before the model finished."""
         out = self._events(self._sse.flush())
