@@ -49,6 +49,12 @@ def test_one_users_burst_does_not_starve_another(
     Claude Code processes run at once."""
     h = harness_factory("openai")
     h.backend.default = Turn(text="done", stall=2.0)
+    # ana-1's run takes longer, so the two slots free one at a time: the first must go to Bob,
+    # the second to ana-2. (Both freed in the same millisecond, arq's start times could not
+    # order the two starts: seen once in CI.)
+    h.backend.intercept = lambda body: (
+        Turn(text="done", stall=4.0) if b"ana-1" in orjson.dumps(body) else None
+    )
     settings = settings_for(h, bot_redis, tmp_path, bot_worker_concurrency=2, bot_user_queue_cap=3)
 
     async def scenario() -> dict[str, Any]:
