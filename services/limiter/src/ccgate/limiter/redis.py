@@ -72,6 +72,7 @@ class RedisLimiter:
         self._ttl_ms = int(lease_ttl * 1000)
         self._heartbeat = min(heartbeat, lease_ttl / 3)  # renew well before expiry
         self._held: dict[str, Lease] = {}
+        self._giving_back: set[asyncio.Task[None]] = set()  # releases no caller waits for
         self._loops: dict[str, _ProviderLoop] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.round_trips = 0  # counted for the benchmark
@@ -116,42 +117,59 @@ class RedisLimiter:
         started = time.monotonic()
         if self._heartbeat_task is None or self._heartbeat_task.done():
             self._heartbeat_task = asyncio.create_task(self._renew_forever())
-        result = await self._run(
-            "admit",
-            provider,
-            [
-                lease_id,
-                user,
-                self.replica,
-                limit,
-                window,
-                conc,
-                daily,
-                ttl,
-                budget_ms,
-                own.rpm,
-                own.max_concurrency,
-                own.bucket,
-            ],
-        )
+        # The waiter is registered before asking. A release elsewhere can grant this lease, and
+        # the listener pop that grant, before the admit reply is back; a grant nobody waits for
+        # is handed back as unclaimed, which left the request queued for a grant that had come
+        # and gone, until its deadline (the soak saw it at ~600 requests/s).
+        loop = self._loops.setdefault(provider, _ProviderLoop())
+        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        loop.waiters[lease_id] = (future, user, started, 0)
+        try:
+            result = await self._run(
+                "admit",
+                provider,
+                [
+                    lease_id,
+                    user,
+                    self.replica,
+                    limit,
+                    window,
+                    conc,
+                    daily,
+                    ttl,
+                    budget_ms,
+                    own.rpm,
+                    own.max_concurrency,
+                    own.bucket,
+                ],
+            )
+        except BaseException:
+            loop.waiters.pop(lease_id, None)
+            raise
         code = int(result[0])
+        if code != 2:
+            loop.waiters.pop(lease_id, None)
         if code == 1:
             self._held[lease_id] = Lease(lease_id, provider, user)
             return self._held[lease_id]
         if code == 0:
             reason = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
             return Denied(max(1.0, int(result[2]) / 1000), reason)  # type: ignore[arg-type]
-        ahead = int(result[1])
-        loop = self._ensure_background(provider)
-        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        loop.waiters[lease_id] = (future, user, started, ahead)
+        if not future.done():  # (a grant that came first has taken the waiter already)
+            loop.waiters[lease_id] = (future, user, started, int(result[1]))
+        self._ensure_background(provider)
         self._schedule(provider, int(result[2]))
         try:
             return await asyncio.wait_for(
                 asyncio.shield(future), max(0.0, deadline - time.monotonic())
             )
         except TimeoutError:
-            raced = await self._leave_queue(provider, lease_id, user, future)
+            leaving = asyncio.ensure_future(self._leave_queue(provider, lease_id, user, future))
+            try:
+                raced = await asyncio.shield(leaving)
+            except asyncio.CancelledError:  # gone while leaving: a raced grant goes back
+                leaving.add_done_callback(self._give_back)
+                raise
             if raced is not None:
                 return raced
             queued = (await self.status_of(provider))["queued"]
@@ -164,6 +182,13 @@ class RedisLimiter:
             if granted is not None:
                 await asyncio.shield(self.release(granted, "cancelled"))
             raise
+
+    def _give_back(self, leaving: asyncio.Future[Lease | None]) -> None:
+        granted = None if leaving.cancelled() or leaving.exception() else leaving.result()
+        if granted is not None:
+            task = asyncio.ensure_future(self.release(granted, "cancelled"))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
 
     async def _leave_queue(
         self, provider: str, lease_id: str, user: str, future: asyncio.Future[Lease]
@@ -214,7 +239,11 @@ class RedisLimiter:
                     continue
                 if item is None:
                     if not loop.waiters:
-                        return  # idle: the next queued admit starts a new listener
+                        # Idle: the next queued admit starts a new listener. Said now, not
+                        # when this task ends (closing the connection awaits), so that an
+                        # admit in between does not count on this one.
+                        loop.listener = None
+                        return
                     await self._pump(provider)
                     continue
                 lease_id = item[1].decode()
