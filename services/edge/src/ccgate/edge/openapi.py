@@ -215,6 +215,10 @@ def _json_response(
     return {"description": description, "content": {media_type: {"schema": schema or {}}}}
 
 
+def _json_body(schema: JSON) -> JSON:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _query(*names: str) -> list[JSON]:
     return [
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
@@ -225,10 +229,7 @@ def _query(*names: str) -> list[JSON]:
 MESSAGES_OPERATION: JSON = {
     "summary": "Create a message",
     "operationId": "messages",
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": MESSAGES_REQUEST}},
-    },
+    "requestBody": _json_body(MESSAGES_REQUEST),
     "responses": {
         "200": {
             "description": "A message (JSON), or its events (text/event-stream) with stream: true",
@@ -244,10 +245,7 @@ MESSAGES_OPERATION: JSON = {
 COUNT_TOKENS_OPERATION: JSON = {
     "summary": "Count the input tokens of a message request",
     "operationId": "count_tokens",
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": COUNT_TOKENS_REQUEST}},
-    },
+    "requestBody": _json_body(COUNT_TOKENS_REQUEST),
     "responses": {
         "200": _json_response(
             "An estimate of the input tokens",

@@ -160,6 +160,11 @@ def _parse(probe: WindowProbe, answer: side_http.Answer) -> Reading | None:
     return Reading(tokens, probe.source, probe.drops_tools(data)) if tokens else None
 
 
+def _asked(probe: WindowProbe, provider: Provider) -> dict[str, Any]:
+    """What a probe sends, the same from the server and from the CLI."""
+    return {"json": probe.json, "headers": provider.auth_headers(), "seconds": PROBE_TIMEOUT}
+
+
 async def read_window(
     client: aiohttp.ClientSession, provider: Provider, model: str
 ) -> Reading | None:
@@ -167,14 +172,7 @@ async def read_window(
     if probe is None:
         return None
     try:
-        answer = await side_http.call(
-            client,
-            probe.method,
-            probe.url,
-            json=probe.json,
-            headers=provider.auth_headers(),
-            seconds=PROBE_TIMEOUT,
-        )
+        answer = await side_http.call(client, probe.method, probe.url, **_asked(probe, provider))
     except side_http.CallFailed:
         return None
     return _parse(probe, answer)
@@ -185,13 +183,7 @@ def read_window_sync(provider: Provider, model: str) -> Reading | None:
     if probe is None:
         return None
     try:
-        answer = side_http.call_sync(
-            probe.method,
-            probe.url,
-            json=probe.json,
-            headers=provider.auth_headers(),
-            seconds=PROBE_TIMEOUT,
-        )
+        answer = side_http.call_sync(probe.method, probe.url, **_asked(probe, provider))
     except side_http.CallFailed:
         return None
     return _parse(probe, answer)
