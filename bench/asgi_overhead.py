@@ -24,7 +24,7 @@ async def main() -> None:
     from ccgate.edge.app import create_app
     from ccgate.shared.settings import Settings
 
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(Settings.from_env(None))
     headers = [(b"host", b"x"), (b"content-type", b"application/json")]
     headers.append((b"content-length", str(len(BODY)).encode()))
 

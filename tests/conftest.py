@@ -77,7 +77,7 @@ def edge_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str
     def start(env: dict[str, str]) -> Edge:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        app = create_app(Settings.from_env(None))
         server = ThreadedServer(app, http=GuardedHttpToolsProtocol)  # as `ccgate serve` runs
         server.__enter__()
         servers.append(server)

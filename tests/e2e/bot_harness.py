@@ -30,10 +30,10 @@ DISCORD_TOKEN = "MTAwMDAw.PLANTED.discord-token"
 
 def settings_for(h: Harness, redis: RedisServer, workspace: Path, **extra: Any) -> Settings:
     values: dict[str, Any] = {"bot_allowed_tools": "Write,Bash,Read", **extra}
-    return Settings(
-        _env_file=None,
+    return Settings.from_env(
+        None,
         redis_url=redis.url,
-        ccgate_edge_url=h.edge_url,  # type: ignore[call-arg]
+        ccgate_edge_url=h.edge_url,
         claude_bin=claude_path(),
         claude_workspace=str(workspace),
         **values,
@@ -101,6 +101,11 @@ async def bot_running(
     try:
         yield bot
     finally:
+        # A job whose answer the test has seen may still be storing its result; arq's close()
+        # cancels such a task and then re-raises its CancelledError (seen once in CI).
+        finishing = [t for t in bot.worker.tasks.values() if not t.done()]
+        if finishing:
+            await asyncio.wait(finishing, timeout=15)
         for task in bot.tasks:
             task.cancel()
         await asyncio.gather(*bot.tasks, return_exceptions=True)

@@ -170,7 +170,7 @@ def harness_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., H
         stack.append(backend)
         for key, value in backend_env(backend, fmt, **env).items():
             monkeypatch.setenv(key, value)
-        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        app = create_app(Settings.from_env(None))
         recorder = RecordingASGI(app)
         server = ThreadedServer(recorder).__enter__()
         stack.append(server)

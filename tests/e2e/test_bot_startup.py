@@ -28,7 +28,7 @@ CASES = {
 def test_no_allowlist_no_bot(platform: str, redis_url: RedisServer) -> None:
     front: Any
     front, token_setting, token, allowlist = CASES[platform]
-    settings = Settings(_env_file=None, **{token_setting.lower(): token})  # type: ignore[arg-type]
+    settings = Settings.from_env(None, **{token_setting.lower(): token})
     with pytest.raises(ConfigurationError, match=allowlist):
         front(settings, None)
     env = {

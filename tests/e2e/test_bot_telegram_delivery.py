@@ -25,11 +25,11 @@ ANA = 42
 
 
 def _settings(redis: RedisServer, telegram: FakeTelegram, workspace: Path) -> Settings:
-    return Settings(
-        _env_file=None,
+    return Settings.from_env(
+        None,
         redis_url=redis.url,
         claude_workspace=str(workspace),
-        telegram_bot_token=TELEGRAM_TOKEN,  # type: ignore[arg-type]
+        telegram_bot_token=TELEGRAM_TOKEN,
         telegram_api_base_url=telegram.url,
         allowed_telegram_user_id=str(ANA),
     )

@@ -8,6 +8,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,7 @@ def test_failures_reach_the_chat_as_a_clear_message(
     crashing = tmp_path / "claude-that-crashes"
     crashing.write_text("#!/bin/sh\necho 'fatal: the CLI could not start' >&2\nexit 3\n")
     crashing.chmod(0o755)
-    settings = settings_for(h, bot_redis, tmp_path).model_copy(update={"claude_bin": str(crashing)})
+    settings = replace(settings_for(h, bot_redis, tmp_path), claude_bin=str(crashing))
     crashed = asyncio.run(run_jobs(settings, request("go again", "7")))[0]
     assert crashed["error"] == "fatal: the CLI could not start"
     assert asyncio.run(outbox(bot_redis.url))[-1]["text"] == "⚠️ fatal: the CLI could not start"

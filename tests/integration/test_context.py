@@ -198,7 +198,7 @@ def test_windows_are_read_from_the_backends_that_say(
         }
         assert ("/api/v1/models", "Bearer sk-or-secret") in info.seen
         # The same, read synchronously, in the start-up report and `ccgate doctor`.
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings.from_env(None)
         report = context_report(settings, Router(settings), configure_all(settings))
         assert "  context ollama/qwen3:8b: 8,192 tokens (ollama /api/show)" in report
         assert (

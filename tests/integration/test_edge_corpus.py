@@ -40,7 +40,7 @@ def edges() -> Iterator[dict[str, tuple[Edge, FakeBackend]]]:
             with pytest.MonkeyPatch.context() as mp:  # settings are read once, at create_app
                 for key, value in env.items():
                     mp.setenv(key, value)
-                app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+                app = create_app(Settings.from_env(None))
             server = stack.enter_context(ThreadedServer(app, http=GuardedHttpToolsProtocol))
             started[kind] = (Edge(server.url, app), backend)
         yield started

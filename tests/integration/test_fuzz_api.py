@@ -30,7 +30,7 @@ def fuzz_edge() -> Iterator[Edge]:
         mp = pytest.MonkeyPatch()
         for key, value in backend_env(backend).items():
             mp.setenv(key, value)
-        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        app = create_app(Settings.from_env(None))
         with ThreadedServer(app) as server:
             edge = Edge(server.url, app)
             EDGES.append(edge)

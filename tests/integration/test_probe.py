@@ -53,7 +53,7 @@ def test_probe_names_the_fix_for_each_unreachable_backend(
             "LLAMACPP_BASE_URL": rejects.url,
         }.items():
             monkeypatch.setenv(name, value)
-        results = {r.provider: r for r in asyncio.run(probe_all(Settings(_env_file=None)))}  # type: ignore[call-arg]
+        results = {r.provider: r for r in asyncio.run(probe_all(Settings.from_env(None)))}
     assert results["openai_compat"].reachable
     ollama = results["ollama"]
     assert not ollama.reachable and "connection refused" in (ollama.problem or "")

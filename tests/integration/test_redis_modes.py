@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -92,20 +93,20 @@ def test_serve_refuses_a_mode_its_server_contradicts(cluster: RedisClusterSet) -
 def test_the_bot_queue_is_refused_on_a_cluster_and_takes_its_own_url(
     cluster: RedisClusterSet,
 ) -> None:
-    on_cluster = Settings(_env_file=None, redis_url=cluster.url, redis_mode="cluster")  # type: ignore[call-arg]
+    on_cluster = Settings.from_env(None, redis_url=cluster.url, redis_mode="cluster")
     with pytest.raises(ValueError, match="set BOT_REDIS_URL"):
         queue_redis_url(on_cluster)
     with pytest.raises(RuntimeError, match="set BOT_REDIS_URL"):
         worker_settings(on_cluster)
     # BOT_REDIS_URL pointed at a cluster node by mistake: the server says so.
-    mistaken = on_cluster.model_copy(update={"bot_redis_url": cluster.nodes[0].url})
+    mistaken = replace(on_cluster, bot_redis_url=cluster.nodes[0].url)
     with pytest.raises(ValueError, match="BOT_REDIS_URL is a Redis Cluster node"):
         queue_redis_url(mistaken)
     with redis_server() as single:
-        own = on_cluster.model_copy(update={"bot_redis_url": single.url})
+        own = replace(on_cluster, bot_redis_url=single.url)
         assert queue_redis_url(own) == single.url
         assert worker_settings(own)["redis_settings"].port == int(single.url.rsplit(":", 1)[1][:-2])
-    sentinel = on_cluster.model_copy(update={"bot_redis_url": "redis+sentinel://s1:26379,s2:5/m/1"})
+    sentinel = replace(on_cluster, bot_redis_url="redis+sentinel://s1:26379,s2:5/m/1")
     options = worker_settings(sentinel)["redis_settings"]
     assert options.sentinel and options.host == [("s1", 26379), ("s2", 5)]
     assert (options.sentinel_master, options.database) == ("m", 1)

@@ -36,7 +36,7 @@ def sentinels() -> Iterator[SentinelSet]:
 
 
 async def test_the_bot_queue_and_sessions_run_on_the_sentinel_set(sentinels: SentinelSet) -> None:
-    settings = Settings(_env_file=None, redis_url=sentinels.url, redis_mode="sentinel")  # type: ignore[call-arg]
+    settings = Settings.from_env(None, redis_url=sentinels.url, redis_mode="sentinel")
     pool = await create_pool(worker_settings(settings)["redis_settings"])  # arq's Sentinel
     try:
         job = await pool.enqueue_job(

@@ -37,7 +37,7 @@ async def test_a_cancelled_read_at_any_point_gives_its_connection_back(
     backend.default = Turn(text="a short answer in a few chunks", chunk_size=6)
     for name, value in backend_env(backend).items():
         monkeypatch.setenv(name, value)
-    provider = configure_all(Settings())["openai_compat"]
+    provider = configure_all(Settings.from_env())["openai_compat"]
     client = make_client(provider, TIMEOUTS, max_connections=8)
     try:
         # Cancel after 0, 1, 2, … loop turns: one of them lands in the read, one in the
@@ -75,7 +75,7 @@ async def test_no_cookie_travels_from_one_request_to_the_next(
     backend.script(Turn(text="first", headers={"set-cookie": "session=user-a; Path=/"}))
     for name, value in backend_env(backend).items():
         monkeypatch.setenv(name, value)
-    provider = configure_all(Settings())["openai_compat"]
+    provider = configure_all(Settings.from_env())["openai_compat"]
     client = make_client(provider, TIMEOUTS)
     try:
         for _ in range(2):

@@ -124,7 +124,7 @@ def llama_edge_factory(
         }
         for key, value in settings.items():
             monkeypatch.setenv(key, value)
-        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        app = create_app(Settings.from_env(None))
         recorder = RecordingASGI(app)
         servers.append(ThreadedServer(recorder, http=GuardedHttpToolsProtocol).__enter__())
         root = Path(tempfile.mkdtemp(prefix="ccgate-llama-"))

@@ -72,8 +72,8 @@ def test_buttons_and_presses() -> None:
 
 
 def _settings(**extra: Any) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    return Settings.from_env(
+        None,
         claude_bin="/bin/claude",
         redis_url="redis://r:6379/0",
         **extra,

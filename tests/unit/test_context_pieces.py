@@ -106,13 +106,13 @@ def test_ollama_is_sent_a_configured_window_only(monkeypatch: pytest.MonkeyPatch
     from ccgate.shared.settings import Settings
 
     monkeypatch.setenv("MODEL", "ollama/qwen3:8b")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings.from_env(None)
     gate = ContextGate(settings, Router(settings))
     route = Route("ollama", "qwen3:8b")
     gate.windows.learn(route, (131072, "ollama /api/show"))
     assert gate.window(route) == Window(131072, "ollama /api/show")
     assert gate.backend_fields(route) == {}  # the trained length is not forced on the server
     monkeypatch.setenv("MODEL_CONTEXT_WINDOW", "16384")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings.from_env(None)
     gate = ContextGate(settings, Router(settings))
     assert gate.backend_fields(route) == {"options": {"num_ctx": 16384}}

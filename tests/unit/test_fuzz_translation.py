@@ -123,7 +123,7 @@ TARGETS = [
         thinking_allowed=False,
     ),
 ]
-SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+SETTINGS = Settings.from_env(None)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))

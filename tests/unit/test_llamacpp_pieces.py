@@ -72,12 +72,12 @@ def test_props_parsing() -> None:
 def _llamacpp_gate(monkeypatch: pytest.MonkeyPatch) -> ContextGate:
     monkeypatch.setenv("MODEL", "llamacpp/m")
     monkeypatch.setenv("CONTEXT_USAGE_SCALING", "false")  # the numbers as the server counts
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings.from_env(None)
     return ContextGate(settings, Router(settings))
 
 
 def test_the_props_probe_says_when_the_template_drops_tools() -> None:
-    probe = probe_for(configure("llamacpp", Settings(_env_file=None)), "m")  # type: ignore[call-arg]
+    probe = probe_for(configure("llamacpp", Settings.from_env(None)), "m")
     assert probe is not None and probe.url.endswith("/props")
     props = {"default_generation_settings": {"n_ctx": 2048}}
     assert probe.parse(props) == 2048

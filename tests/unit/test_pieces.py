@@ -98,7 +98,7 @@ def test_upstream_errors_map_for_claude_code() -> None:
 
 
 def test_savers_answer_claude_code_side_requests() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings.from_env(None)
     title_req = json.loads((FIXTURES / "side_request_title.json").read_text())["body"]
     name, text = local_answer(title_req, settings) or ("", "")
     assert name == "title" and json.loads(text) == {"title": "Run echo hi with bash"}
@@ -114,7 +114,7 @@ def test_savers_answer_claude_code_side_requests() -> None:
     assert local_answer(prefix, settings) == ("command_prefix", "git status")
     main = json.loads((FIXTURES / "main_loop_first_request.json").read_text())["body"]
     assert local_answer(main, settings) is None
-    off = Settings(_env_file=None, enable_title_generation_skip=False)  # type: ignore[call-arg]
+    off = Settings.from_env(None, enable_title_generation_skip=False)
     assert local_answer(title_req, off) is None
     assert command_prefix("rm -rf / ; echo") == "command_injection_detected"
     assert command_prefix("ls -la") == "ls"
@@ -127,7 +127,7 @@ def test_savers_answer_claude_code_side_requests() -> None:
 def test_routing_by_family_direct_and_chains(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_OPUS", "nvidia_nim/big,openrouter/backup")
     monkeypatch.setenv("MODEL_HAIKU", "ollama/small")
-    router = Router(Settings(_env_file=None))  # type: ignore[call-arg]
+    router = Router(Settings.from_env(None))
     opus = router.resolve("claude-opus-4-8")
     assert [(r.provider, r.model) for r in opus.routes] == [
         ("nvidia_nim", "big"),
@@ -139,7 +139,7 @@ def test_routing_by_family_direct_and_chains(monkeypatch: pytest.MonkeyPatch) ->
     assert router.resolve("open_router/x/y").routes[0].model == "x/y"
     monkeypatch.setenv("MODEL_SONNET", "nowhere/x")
     with pytest.raises(RoutingError, match="MODEL_SONNET"):
-        Router(Settings(_env_file=None))  # type: ignore[call-arg]
+        Router(Settings.from_env(None))
 
 
 def test_token_count_is_close_to_the_estimate_on_claude_code_requests() -> None:

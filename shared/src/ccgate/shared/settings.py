@@ -7,15 +7,16 @@ forty fields, so adding a provider is one line in the provider table.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from msgspec import Meta
+
+from ccgate.shared.env_source import environment, load
+from ccgate.shared.secret import SecretStr
+
+__all__ = ["DEFAULT_MODEL", "PROVIDER_IDS", "ProviderSettings", "SecretStr", "Settings"]
 
 PROVIDER_IDS: tuple[str, ...] = (
     "nvidia_nim",
@@ -49,13 +50,13 @@ class ProviderSettings:
     daily_limit: int | None
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+@dataclass(kw_only=True)
+class Settings:
+    """Every setting, under its environment name lower-cased. `Settings.from_env()` reads them
+    (environment over `.env`); `Settings(...)` alone takes only what it is given."""
 
     # Routing: `provider/model`, a comma list is a fallback chain.
-    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("MODEL"))
+    model: str = DEFAULT_MODEL
     model_opus: str | None = None
     model_sonnet: str | None = None
     model_haiku: str | None = None
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
     # Report usage scaled so that Claude Code's own auto-compaction (which assumes a Claude
     # window) fires when the backend is CONTEXT_COMPACT_AT full.
     context_usage_scaling: bool = True
-    context_compact_at: float = Field(default=0.8, gt=0.1, le=1.0)
+    context_compact_at: Annotated[float, Meta(gt=0.1, le=1.0)] = 0.8
     claude_code_context_window: int = 1_000_000  # what the pinned CLI assumes for Claude ids
     discovery_extra_models: str = ""  # comma list of provider/model also listed in /v1/models
 
@@ -162,30 +163,18 @@ class Settings(BaseSettings):
     transcription_model: str = "whisper-1"
     bot_upload_max_bytes: int = 20 * 1024 * 1024
 
-    @field_validator(
-        "model_opus",
-        "model_sonnet",
-        "model_haiku",
-        "model_long_context",
-        "model_opus_context_window",
-        "model_sonnet_context_window",
-        "model_haiku_context_window",
-        "model_context_window",
-        mode="before",
-    )
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    # The whole environment (upper-cased names), for the pattern-named provider settings; an
+    # init field so that `dataclasses.replace` keeps it.
+    _raw: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    @cached_property
-    def _raw(self) -> dict[str, str]:
-        """Environment over `.env`, upper-cased, for the pattern-named provider settings."""
-        merged: dict[str, str] = {}
-        env_file = self.model_config.get("env_file")
-        if isinstance(env_file, str) and Path(env_file).is_file():
-            merged.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v})
-        merged.update({k.upper(): v for k, v in os.environ.items()})
-        return merged
+    @classmethod
+    def from_env(cls, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+        """The settings of this process: `overrides`, else the environment, else `env_file`,
+        else the defaults. A value of the wrong type raises ValueError naming the variable."""
+        env = environment(env_file)
+        settings = load(cls, env, overrides)
+        settings._raw = env
+        return settings
 
     def _lookup(self, provider: str, suffix: str) -> str | None:
         for prefix in _PROVIDER_ENV_ALIASES.get(provider, (provider.upper(),)):

@@ -18,7 +18,7 @@ def worker() -> None:
     """Run Claude Code jobs from the Redis queue (any number of workers may run)."""
     from ccgate.bot.jobs import FairWorker, worker_settings
 
-    settings = Settings()
+    settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_json)
     setup_tracing("ccgate-worker")
     try:
@@ -40,7 +40,7 @@ def bot() -> None:
     from ccgate.bot.fronts.core import ConfigurationError
     from ccgate.bot.jobs import redis_settings
 
-    settings = Settings()
+    settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_json)
     setup_tracing("ccgate-bot")
     platforms = settings.messaging_platforms()

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ROLES:
         print("usage: python -m ccgate.bot.heartbeat bot|worker", file=sys.stderr)
         return 2
-    redis_url = Settings().redis_url
+    redis_url = Settings.from_env().redis_url
     if not redis_url:
         print("unhealthy: REDIS_URL is not set", file=sys.stderr)
         return 1

@@ -108,7 +108,7 @@ def make_limiter(settings: Settings) -> Limiter:
 
 
 def create_app(settings: Settings | None = None, limiter: Limiter | None = None) -> Starlette:
-    settings = settings or Settings()
+    settings = settings or Settings.from_env()
     limiter = limiter or make_limiter(settings)
     gateway = Gateway(settings, limiter)
     auth = Authenticator(settings.api_keys(), open_store(settings.redis_url, settings.redis_mode))

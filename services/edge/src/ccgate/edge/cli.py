@@ -15,7 +15,7 @@ import typer
 
 from ccgate.edge import llamacpp, side_http
 from ccgate.edge.keys import KeyStore, new_record, open_store
-from ccgate.edge.probe import probe_all, report_in_background
+from ccgate.edge.probe import probe_all
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.security import security_findings
 from ccgate.edge.server import check_redis_settings, is_loopback, startup_report
@@ -27,7 +27,7 @@ keys_app = typer.Typer(help="Team keys: create, list, rotate, revoke.")
 
 
 def key_store() -> KeyStore:
-    settings = Settings()
+    settings = Settings.from_env()
     return open_store(settings.redis_url, settings.redis_mode)
 
 
@@ -57,12 +57,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway."""
-    import uvicorn
-
-    from ccgate.edge.transport import GuardedHttpToolsProtocol
-
     try:
-        settings = Settings()
+        settings = Settings.from_env()
         check_redis_settings(settings)
         report = startup_report(settings)
     except (RoutingError, ValueError) as exc:
@@ -87,34 +83,13 @@ def serve(
     for fine, text in llamacpp.findings(settings):
         typer.echo(f"  {'' if fine else 'WARNING: '}{text}", err=True)
     typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
-    report_in_background(settings, lambda line: typer.echo(line, err=True))
     if admin_port:
-        os.environ["CCGATE_ADMIN_PORT"] = str(admin_port)
         typer.echo(f"  admin routes on port {admin_port} only", err=True)
-    config = uvicorn.Config(
-        "ccgate.edge.server:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http=GuardedHttpToolsProtocol,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        timeout_keep_alive=30,
-    )
-    sockets = [config.bind_socket()]
-    if admin_port:
-        admin = uvicorn.Config(config.app, host=host, port=admin_port)
-        sockets.append(admin.bind_socket())
-    server = uvicorn.Server(config)
-    if workers > 1:
-        from uvicorn.supervisors import Multiprocess
+    from ccgate.edge.run import command
 
-        Multiprocess(config, sockets=sockets).run()
-    else:
-        server.run(sockets=sockets)
+    sys.stderr.flush()
+    argv = command(host, port, workers, admin_port)
+    os.execv(argv[0], argv)  # the server runs without the CLI's modules (see edge/run.py)
 
 
 def claude_binary(settings: Settings) -> str | None:
@@ -137,7 +112,7 @@ def code(
         from ccgate.edge import statusline_command as sl
 
         typer.echo(sl.install_statusline(sl.claude_settings_file(), sl.statusline_command()))
-    settings = Settings()
+    settings = Settings.from_env()
     binary = claude_binary(settings)
     if binary is None:
         typer.echo("ccgate: no `claude` on PATH; install it or set CLAUDE_BIN", err=True)
@@ -165,7 +140,7 @@ def doctor(
         typer.echo(f"  [{'ok' if ok else 'FIX'}] {text}")
 
     try:
-        settings = Settings()
+        settings = Settings.from_env()
         Router(settings)
         check_redis_settings(settings)
     except (RoutingError, ValueError) as exc:
@@ -197,7 +172,7 @@ def doctor(
 
 def edge_get(path: str, params: dict[str, str]) -> Any:
     """GET an operational route of the running edge (CCGATE_EDGE_URL), with a team key if set."""
-    settings = Settings()
+    settings = Settings.from_env()
     keys = settings.api_keys()
     headers = {"x-api-key": next(iter(keys.values()))} if keys else {}
     url = settings.ccgate_edge_url.rstrip("/") + path
@@ -243,7 +218,7 @@ def keys_create(
     ] = False,
 ) -> None:
     """Create a key. It is printed once and stored only as a hash."""
-    settings = Settings()
+    settings = Settings.from_env()
     store = open_store(settings.redis_url, settings.redis_mode)
     if any(r.name == name for r in store.load()):
         typer.echo(f"ccgate: a key named {name!r} exists; revoke it first", err=True)

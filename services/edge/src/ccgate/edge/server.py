@@ -18,7 +18,7 @@ from ccgate.shared.telemetry import setup_tracing
 
 def app_factory() -> Starlette:
     """What each uvicorn worker calls: settings come from the environment and `.env`."""
-    settings = Settings()
+    settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_json)
     setup_tracing()
     return create_app(settings)

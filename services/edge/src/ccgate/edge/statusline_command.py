@@ -22,7 +22,7 @@ TIMEOUT = 2.0  # Claude Code refreshes the line at most every 300 ms; never hang
 
 def edge_and_headers() -> tuple[str, dict[str, str]]:
     """Where this Claude Code sends its requests, with the key it sends them with."""
-    settings = Settings()
+    settings = Settings.from_env()
     url = os.environ.get("ANTHROPIC_BASE_URL") or settings.ccgate_edge_url
     if key := os.environ.get("ANTHROPIC_API_KEY"):
         return url, {"x-api-key": key}

@@ -1,0 +1,81 @@
+"""`ccgate serve` hands over to a serving process without the command line's modules: the
+same PID (signals, containers' PID 1), none of typer's pydantic or uvicorn's WebSocket stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.server import free_port
+
+# Shared objects a worker must not map: pydantic-core (typer's option coercion) and websockets'
+# C speed-ups (uvicorn's ws="auto" imports websockets whenever it is installed).
+NOT_IN_A_WORKER = ("_pydantic_core", "websockets/speedups")
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "ccgate serve exited before answering"
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    pytest.fail(f"no healthy /healthz at {url}")
+
+
+def cmdline_of(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def mapped(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_execs_a_lean_server_under_the_same_pid(workers: int) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ccgate.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={
+            **os.environ,
+            "MODEL": "openai_compat/m",
+            "OPENAI_COMPAT_BASE_URL": "http://127.0.0.1:9/v1",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+        assert b"ccgate.edge.run" in cmdline_of(process.pid).split(b"\0")
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        spawned = [int(c) for c in children if b"spawn_main" in cmdline_of(int(c))]
+        assert len(spawned) == (0 if workers == 1 else workers)
+        for pid in spawned or [process.pid]:  # the processes that serve requests
+            maps = mapped(pid)
+            assert not [name for name in NOT_IN_A_WORKER if name in maps], pid
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)  # uvicorn re-raises the signal once it has shut down: -15
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    report = process.stderr.read().decode() if process.stderr else ""
+    assert f"ccgate edge on http://127.0.0.1:{port} ({workers} worker(s))" in report
