@@ -14,6 +14,13 @@ def main() -> None:
         del sys.argv[1]
         typer.run(statusline)
         return
+    if sys.argv[1:2] == ["serve"]:
+        # The serving process: argparse, not typer (whose options pull in pydantic), and only
+        # the gateway's modules (ccgate/edge/run.py).
+        from ccgate.edge.run import main as serve
+
+        serve(sys.argv[2:])
+        return
     from ccgate.cli.main import app
 
     app()

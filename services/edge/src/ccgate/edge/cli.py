@@ -14,11 +14,11 @@ import orjson
 import typer
 
 from ccgate.edge import llamacpp, side_http
-from ccgate.edge.keys import KeyStore, new_record, open_store
+from ccgate.edge.keys import KeyStore, has_keys, new_record, open_store
 from ccgate.edge.probe import probe_all
 from ccgate.edge.routing import Router, RoutingError
 from ccgate.edge.security import security_findings
-from ccgate.edge.server import check_redis_settings, is_loopback, startup_report
+from ccgate.edge.server import check_redis_settings, startup_report
 from ccgate.shared.settings import Settings
 
 app = typer.Typer(help="The edge: the Anthropic-compatible gateway.")
@@ -31,65 +31,15 @@ def key_store() -> KeyStore:
     return open_store(settings.redis_url, settings.redis_mode)
 
 
-def has_keys(settings: Settings) -> bool:
-    if settings.api_keys():
-        return True
-    try:
-        return bool(open_store(settings.redis_url, settings.redis_mode).load())
-    except Exception:
-        return False
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the gateway (`ccgate serve --help` for its options)."""
+    from ccgate.edge.run import main as run  # what `ccgate serve` reaches without typer
 
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8082,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    insecure_no_auth: Annotated[
-        bool, typer.Option("--insecure-no-auth", help="Serve a non-loopback address without keys.")
-    ] = False,
-    admin_port: Annotated[
-        int | None,
-        typer.Option(
-            help="Serve /metrics, /readyz and /ccgate/* on this port only.",
-            envvar="CCGATE_ADMIN_PORT",
-        ),
-    ] = None,
-) -> None:
-    """Run the gateway."""
-    try:
-        settings = Settings.from_env()
-        check_redis_settings(settings)
-        report = startup_report(settings)
-    except (RoutingError, ValueError) as exc:
-        typer.echo(f"ccgate: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if not is_loopback(host) and not has_keys(settings) and not insecure_no_auth:
-        typer.echo(
-            f"ccgate: refusing to serve {host} without keys. Create one with "
-            "`ccgate keys create NAME`, or set CCGATE_API_KEYS=name:key, or pass "
-            "--insecure-no-auth if something else guards this address.",
-            err=True,
-        )
-        raise typer.Exit(2)
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its samples here; /metrics adds them up.
-        import tempfile
-
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccgate-metrics-")
-    typer.echo(f"ccgate edge on http://{host}:{port} ({workers} worker(s))", err=True)
-    for line in report:
-        typer.echo(line, err=True)
-    for fine, text in llamacpp.findings(settings):
-        typer.echo(f"  {'' if fine else 'WARNING: '}{text}", err=True)
-    typer.echo(f"  use: ANTHROPIC_BASE_URL=http://{host}:{port} claude", err=True)
-    if admin_port:
-        typer.echo(f"  admin routes on port {admin_port} only", err=True)
-    from ccgate.edge.run import command
-
-    sys.stderr.flush()
-    argv = command(host, port, workers, admin_port)
-    os.execv(argv[0], argv)  # the server runs without the CLI's modules (see edge/run.py)
+    run(ctx.args)
 
 
 def claude_binary(settings: Settings) -> str | None:

@@ -18,7 +18,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ccgate.shared.settings import Settings
 
 KEY_PREFIX = "sk-ccg-"
 REDIS_HASH = "ccgate:keys"
@@ -130,3 +133,13 @@ def open_store(redis_url: str | None, mode: str = "standalone") -> KeyStore:
 
 def file_is_private(path: Path) -> bool:
     return not path.exists() or stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+
+def has_keys(settings: Settings) -> bool:
+    """Whether any team key guards the edge: CCGATE_API_KEYS, or the key store holds one."""
+    if settings.api_keys():
+        return True
+    try:
+        return bool(open_store(settings.redis_url, settings.redis_mode).load())
+    except Exception:
+        return False

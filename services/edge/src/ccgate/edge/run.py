@@ -1,8 +1,9 @@
-"""The serving process: uvicorn and the edge app, and nothing of the command line.
+"""`ccgate serve`: check the configuration, say where each tier goes, and run uvicorn.
 
-`ccgate serve` checks the configuration, prints the start-up report and then replaces itself
-with `python -m ccgate.edge.run` (exec, same PID). The CLI's typer coerces its options through
-pydantic: kept in the process that serves, that is ~20 MB a worker for nothing (issue 17).
+The `ccgate` entry point sends `serve` here before typer is imported (as it does `statusline`):
+typer 0.29 coerces every option through pydantic, and a serving worker that carried that and
+the rest of the command set paid ~15 MB and ~0.3 s at start for nothing (issue 17). So the
+options are argparse's, and this module imports only what serving needs.
 """
 
 from __future__ import annotations
@@ -10,26 +11,80 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+
+from ccgate.shared.settings import Settings
 
 
-def command(host: str, port: int, workers: int, admin_port: int | None) -> list[str]:
-    """The argv that runs the server with these options (what `ccgate serve` execs)."""
-    argv = [sys.executable, "-m", "ccgate.edge.run", "--host", host, "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    return argv + (["--admin-port", str(admin_port)] if admin_port else [])
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ccgate serve", description="Run the gateway.")
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    p.add_argument("--port", type=int, default=8082, help="Port to bind.")
+    p.add_argument("--workers", type=int, default=1, help="Worker processes.")
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="Serve a non-loopback address without keys.",
+    )
+    admin = os.environ.get("CCGATE_ADMIN_PORT")
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=int(admin) if admin and admin.isdigit() else None,
+        help="Serve /metrics, /readyz and /ccgate/* on this port only [env CCGATE_ADMIN_PORT].",
+    )
+    return p
 
 
-def serve(host: str, port: int, workers: int, admin_port: int | None) -> None:
-    # Imported here: `ccgate serve` imports this module for `command` just before its exec.
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def preflight(args: argparse.Namespace) -> Settings:
+    """The settings, or exit 2 with what to fix: a configuration that cannot work, or a
+    non-loopback address with no keys to guard it."""
+    from ccgate.edge import llamacpp
+    from ccgate.edge.keys import has_keys
+    from ccgate.edge.routing import RoutingError
+    from ccgate.edge.server import check_redis_settings, is_loopback, startup_report
+
+    try:
+        settings = Settings.from_env()
+        check_redis_settings(settings)
+        report = startup_report(settings)
+    except (RoutingError, ValueError) as exc:
+        say(f"ccgate: configuration error: {exc}")
+        raise SystemExit(2) from None
+    if not is_loopback(args.host) and not has_keys(settings) and not args.insecure_no_auth:
+        say(
+            f"ccgate: refusing to serve {args.host} without keys. Create one with "
+            "`ccgate keys create NAME`, or set CCGATE_API_KEYS=name:key, or pass "
+            "--insecure-no-auth if something else guards this address."
+        )
+        raise SystemExit(2)
+    say(f"ccgate edge on http://{args.host}:{args.port} ({args.workers} worker(s))")
+    for line in report:
+        say(line)
+    for fine, text in llamacpp.findings(settings):
+        say(f"  {'' if fine else 'WARNING: '}{text}")
+    say(f"  use: ANTHROPIC_BASE_URL=http://{args.host}:{args.port} claude")
+    if args.admin_port:
+        say(f"  admin routes on port {args.admin_port} only")
+    return settings
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, admin_port: int | None) -> None:
     import uvicorn
 
     from ccgate.edge.probe import report_in_background
     from ccgate.edge.transport import GuardedHttpToolsProtocol
-    from ccgate.shared.settings import Settings
 
-    report_in_background(Settings.from_env(), lambda line: print(line, file=sys.stderr))
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its samples here; /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccgate-metrics-")
     if admin_port:
         os.environ["CCGATE_ADMIN_PORT"] = str(admin_port)
+    report_in_background(settings, say)
     config = uvicorn.Config(
         "ccgate.edge.server:app_factory",
         factory=True,
@@ -56,17 +111,6 @@ def serve(host: str, port: int, workers: int, admin_port: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m ccgate.edge.run",
-        description="Serve the edge (`ccgate serve` checks first).",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8082)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--admin-port", type=int, default=None)
-    args = parser.parse_args(argv)
-    serve(args.host, args.port, args.workers, args.admin_port)
-
-
-if __name__ == "__main__":
-    main()
+    args = parser().parse_args(argv)
+    settings = preflight(args)
+    serve(settings, args.host, args.port, args.workers, args.admin_port)
