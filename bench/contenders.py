@@ -130,7 +130,7 @@ def start_litellm(backend: str, workdir: Path) -> Contender:
     binary = install_litellm()
     port = free_port()
     models = {"claude-sonnet-4-8": "m-1", "claude-opus-4-8": "m-200", "claude-haiku-4-5": "m-idle"}
-    models.update({f"bench-{m}": m for m in ("m-1", "m-50")})
+    models.update({f"bench-{m}": m for m in ("m-1", "m-50", "m-paced")})
     config = (
         "model_list:\n"
         + "".join(
@@ -192,7 +192,7 @@ def start_ccr(backend: str, workdir: Path) -> Contender:
                 "name": "fake",
                 "api_base_url": f"{backend}/v1/chat/completions",
                 "api_key": "sk-fake",
-                "models": ["m-1", "m-50", "m-200", "m-idle"],
+                "models": ["m-1", "m-50", "m-200", "m-idle", "m-paced"],
             }
         ],
         "Router": {"default": "fake,m-1"},

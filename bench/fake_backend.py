@@ -2,7 +2,9 @@
 `python -m bench.fake_backend PORT CHUNKS`.
 
 Streams CHUNKS chunks by default; a model named `m-N` streams N chunks, `m-idle` sends one
-chunk and then holds the stream open (for idle-stream memory). Non-streaming requests get a
+chunk and then holds the stream open (for idle-stream memory), `m-paced` sends PACED_CHUNKS
+chunks PACED_GAP_S apart, as a model decodes (a gateway's first token then does not race the
+backend's next 199 for the CPU: time to first token as a user sees it). Non-streaming requests get a
 small fixed answer. Also accepts OTLP trace exports (POST /v1/traces) as a sink.
 """
 
@@ -30,6 +32,9 @@ ANSWER = orjson.dumps(
         "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
     }
 )
+
+
+PACED_CHUNKS, PACED_GAP_S = 10, 0.005
 
 
 @lru_cache(maxsize=64)
@@ -79,6 +84,12 @@ def make_app(default_chunks: int) -> Any:
         if model.endswith("m-idle"):
             await send({"type": "http.response.body", "body": frames(1)[0], "more_body": True})
             await asyncio.sleep(600)
+            return
+        if model.endswith("m-paced"):
+            for frame in frames(PACED_CHUNKS):
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await asyncio.sleep(PACED_GAP_S)
+            await send({"type": "http.response.body", "body": b""})
             return
         count = (
             int(model.rsplit("-", 1)[1]) if model.rsplit("-", 1)[-1].isdigit() else default_chunks

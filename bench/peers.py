@@ -113,6 +113,15 @@ async def measure(contender: Contender, direct_url: str) -> dict[str, Any]:
         out["ttft"] = stats([a for a, _ in pairs])
         out["last_byte"] = stats([b for _, b in pairs])
         out["stream_cdf_ms"] = sorted(b for _, b in pairs)
+        # 2b. the same with a backend that decodes (chunks 5 ms apart): the first token's
+        # added time without the backend's burst competing for the same two cores
+        paced = contender.route.format("m-paced")
+        out["ttft_paced"] = stats(
+            [
+                (await one(client, contender, url, body(contender, paced, True)))[0]
+                for _ in range(SEQUENTIAL // 2)
+            ]
+        )
         # 3. concurrency levels: throughput, p99, gateway CPU per 1,000 requests
         out["levels"] = {}
         for level in LEVELS:
@@ -183,6 +192,15 @@ async def idle_streams(contender: Contender, url: str) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------
+def paced_ttft(data: dict[str, Any], direct: dict[str, Any]) -> str:
+    if "ttft_paced" not in data:
+        return "—"
+    median = data["ttft_paced"]["median"]
+    if data is direct or "ttft_paced" not in direct:
+        return f"{median:.2f}"
+    return f"{median:.2f} ({median - direct['ttft_paced']['median']:+.2f})"
+
+
 def ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}×" if value and base else "—"
 
@@ -207,9 +225,9 @@ def report(results: dict[str, Any]) -> None:
         "each gateway with one worker; the client is an asyncio httpx load generator — its own ceiling is the "
         "**direct** row. Latencies in ms; ratios against direct and against ccgate.",
         "",
-        "| contender | small answer median / p99 | added median | TTFT (200-chunk stream) | last byte | "
+        "| contender | small answer median / p99 | added median | TTFT (200-chunk burst) | TTFT, decoding backend (added) | last byte | "
         "req/s @64 | × ccgate req/s | CPU s / 1000 req @64 | p99 @256 | RSS, 1,000 idle streams | Claude Code request CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     ours64 = ours.get("levels", {}).get(64, {})
 
@@ -218,7 +236,7 @@ def report(results: dict[str, Any]) -> None:
 
     for name, data in rows.items():
         if "error" in data:
-            lines.append(f"| {name} | could not run: {data['error']} |" + " |" * 9)
+            lines.append(f"| {name} | could not run: {data['error']} |" + " |" * 10)
             continue
         if "levels" not in data:
             continue
@@ -233,6 +251,7 @@ def report(results: dict[str, Any]) -> None:
                     if name != "direct"
                     else "—",
                     f"{data['ttft']['median']:.2f}",
+                    paced_ttft(data, direct),
                     f"{data['last_byte']['median']:.2f}",
                     f"{level64['rps']:.0f}",
                     ratio(level64["rps"], ours64.get("rps")),
