@@ -61,6 +61,7 @@ def test_the_serving_processes_carry_no_cli_modules(workers: int) -> None:
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # a failed check kills the workers too, not only their parent
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
@@ -74,7 +75,7 @@ def test_the_serving_processes_carry_no_cli_modules(workers: int) -> None:
         process.wait(30)  # uvicorn re-raises the signal once it has shut down: -15
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     report = process.stderr.read().decode() if process.stderr else ""
     assert f"ccgate edge on http://127.0.0.1:{port} ({workers} worker(s))" in report
