@@ -100,3 +100,9 @@ def test_a_changed_copy_keeps_the_provider_settings(monkeypatch: pytest.MonkeyPa
     copy = replace(Settings.from_env(None), model="openrouter/x")
     key = copy.provider("openrouter").api_key
     assert key is not None and key.get_secret_value() == "sk-or-1"
+
+
+def test_a_bad_secret_is_named_but_never_shown() -> None:
+    with pytest.raises(ValueError, match=r"^TELEGRAM_BOT_TOKEN: Expected") as caught:
+        Settings.from_env(None, telegram_bot_token=918273645)
+    assert "918273645" not in str(caught.value)

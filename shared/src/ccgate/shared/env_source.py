@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 from dotenv import dotenv_values
@@ -37,10 +37,16 @@ def environment(env_file: str | Path | None) -> dict[str, str]:
     return merged
 
 
-def _field_types(cls: type[Any]) -> dict[str, tuple[bool, bool]]:
-    """Field name → (is a bool, may be None), from the dataclass's resolved annotations."""
+class _Kind(NamedTuple):
+    is_bool: bool
+    optional: bool
+    secret: bool
+
+
+def _field_types(cls: type[Any]) -> dict[str, _Kind]:
+    """Field name → what its type says, from the dataclass's resolved annotations."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    out: dict[str, tuple[bool, bool]] = {}
+    out: dict[str, _Kind] = {}
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
             continue  # private fields are the loader's, not settings
@@ -48,7 +54,7 @@ def _field_types(cls: type[Any]) -> dict[str, tuple[bool, bool]]:
         while typing.get_origin(hint) is typing.Annotated:
             hint = typing.get_args(hint)[0]
         args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        out[f.name] = (bool in args, type(None) in args)
+        out[f.name] = _Kind(bool in args, type(None) in args, SecretStr in args)
     return out
 
 
@@ -64,9 +70,10 @@ def _prepared(value: Any, is_bool: bool, optional: bool) -> Any:
 
 
 def _dec_hook(kind: type[Any], value: Any) -> Any:
+    # msgspec turns a TypeError raised here into a ValidationError at the field's path.
     if kind is SecretStr and isinstance(value, str):
         return SecretStr(value)
-    raise NotImplementedError
+    raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
 
 
 def load(cls: type[T], env: Mapping[str, str], overrides: Mapping[str, Any]) -> T:
@@ -77,7 +84,7 @@ def load(cls: type[T], env: Mapping[str, str], overrides: Mapping[str, Any]) -> 
     if unknown:
         raise TypeError(f"{cls.__name__} has no setting {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
-    for name, (is_bool, optional) in fields.items():
+    for name, (is_bool, optional, _) in fields.items():
         if name in overrides:
             value = overrides[name]
         elif name.upper() in env:
@@ -88,16 +95,16 @@ def load(cls: type[T], env: Mapping[str, str], overrides: Mapping[str, Any]) -> 
     try:
         return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
-        raise ValueError(_named(str(exc), values)) from None
+        secrets = {name for name, kind in fields.items() if kind.secret}
+        raise ValueError(_named(str(exc), values, secrets)) from None
 
 
-def _named(message: str, values: Mapping[str, Any]) -> str:
+def _named(message: str, values: Mapping[str, Any], secrets: set[str]) -> str:
     """msgspec's "Expected `int`, got `str` - at `$.provider_rate_limit`" as the variable's
     name and what it holds (never a secret's value)."""
     match = re.search(r" - at `\$\.(\w+)`", message)
     if not match:
         return message
     name = match.group(1)
-    shown = values.get(name)
-    what = "" if isinstance(shown, SecretStr) or "key" in name or "token" in name else f"={shown!r}"
+    what = "" if name in secrets else f"={values.get(name)!r}"
     return f"{name.upper()}{what}: {message[: match.start()]}"

@@ -26,11 +26,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Serve a non-loopback address without keys.",
     )
-    admin = os.environ.get("CCGATE_ADMIN_PORT")
     p.add_argument(
         "--admin-port",
-        type=int,
-        default=int(admin) if admin and admin.isdigit() else None,
+        type=int,  # also applied to the default: a CCGATE_ADMIN_PORT that is no port is an error
+        default=os.environ.get("CCGATE_ADMIN_PORT") or None,
         help="Serve /metrics, /readyz and /ccgate/* on this port only [env CCGATE_ADMIN_PORT].",
     )
     return p
