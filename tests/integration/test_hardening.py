@@ -4,10 +4,7 @@ move to their own port."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +15,7 @@ import pytest
 from ccgate.edge import messages, transport
 from tests.conftest import Edge
 from tests.fakes.server import free_port
+from tests.serving import start_serve, wait_healthy
 
 
 def read_response(sock: socket.socket) -> str:
@@ -120,35 +118,9 @@ def test_cors_is_off_by_default(edge: Edge) -> None:
 
 def test_admin_routes_on_their_own_port() -> None:
     port, admin = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MODEL": "openai_compat/x",
-        "OPENAI_COMPAT_BASE_URL": "http://127.0.0.1:9/v1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ccgate.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--admin-port",
-            str(admin),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_serve("--port", str(port), "--admin-port", str(admin))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+        wait_healthy(f"http://127.0.0.1:{admin}", process, seconds=30)
         assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 404
         assert httpx.get(f"http://127.0.0.1:{admin}/metrics").status_code == 200

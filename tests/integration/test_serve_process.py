@@ -7,29 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.fakes.server import free_port
+from tests.serving import start_serve, wait_healthy
 
 # Shared objects a worker must not map: pydantic-core (typer's option coercion) and websockets'
 # C speed-ups (uvicorn's ws="auto" imports websockets whenever it is installed).
 NOT_IN_A_WORKER = ("_pydantic_core", "websockets/speedups")
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "ccgate serve exited before answering"
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"no healthy /healthz at {url}")
 
 
 def cmdline_of(pid: int) -> bytes:
@@ -43,26 +30,7 @@ def mapped(pid: int) -> str:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_serving_processes_carry_no_cli_modules(workers: int) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ccgate.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env={
-            **os.environ,
-            "MODEL": "openai_compat/m",
-            "OPENAI_COMPAT_BASE_URL": "http://127.0.0.1:9/v1",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # a failed check kills the workers too, not only their parent
-    )
+    process = start_serve("--port", str(port), "--workers", str(workers), stderr=subprocess.PIPE)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
@@ -87,3 +55,14 @@ def test_serve_help_lists_its_options() -> None:
     ).stdout.decode()
     for option in ("--host", "--port", "--workers", "--insecure-no-auth", "--admin-port"):
         assert option in shown
+
+
+def test_an_admin_port_from_the_environment_that_is_no_port_stops_the_start() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ccgate.cli", "serve"],
+        env={**os.environ, "CCGATE_ADMIN_PORT": "metrics"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert b"--admin-port: invalid int value: 'metrics'" in result.stderr
