@@ -16,12 +16,15 @@ UNASKED_BACKEND = {"MODEL": "openai_compat/m", "OPENAI_COMPAT_BASE_URL": "http:/
 
 
 def start_serve(
-    *args: str, stderr: IO[bytes] | int = subprocess.DEVNULL
+    *args: str,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`ccgate serve ARGS` in its own session (a failed test can kill its workers too)."""
+    """`ccgate serve ARGS` in its own session (a failed test can kill its workers too), with
+    `env` over the caller's environment (by default a backend that is never asked)."""
     return subprocess.Popen(
         [sys.executable, "-m", "ccgate.cli", "serve", *args],
-        env={**os.environ, **UNASKED_BACKEND},
+        env={**os.environ, **(UNASKED_BACKEND if env is None else env)},
         stdout=subprocess.DEVNULL,
         stderr=stderr,
         start_new_session=True,

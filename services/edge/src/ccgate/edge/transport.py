@@ -6,6 +6,10 @@ client (slowloris) holds a connection for free. Here the head is capped in bytes
 header count, and must arrive within a time limit; each refusal is an Anthropic-shaped error
 that names the limit, and the connection is closed. Any other malformed request also gets an
 Anthropic-shaped 400 instead of uvicorn's plain-text one.
+
+Writes are coalesced per event-loop tick (`CoalescedWrites`): uvicorn writes a response's head,
+each body message and the chunked terminator separately, and each write is a syscall that on
+loopback also runs the receiver's TCP path — about half the edge's CPU per streamed request.
 """
 
 from __future__ import annotations
@@ -25,6 +29,76 @@ HEAD_TIMEOUT = 10.0  # seconds from a connection's (or a request's) first byte t
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
+class CoalescedWrites(asyncio.Transport):
+    """A transport whose writes in one event-loop tick go out as one: the head and first body of
+    a response, the events of one upstream read and the chunked terminator. Data waits at most
+    until the loop's next turn; closing (or an EOF) sends what waits first."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(len(d) for d in self._pending)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+
 class HeadRefused(Exception):
     """Raised inside a parser callback; httptools turns it into a parser error."""
 
@@ -36,6 +110,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self.transport = CoalescedWrites(transport, self.loop)
         self._arm_head_timer()  # a connection that never sends a full head is cut off too
 
     def connection_lost(self, exc: Exception | None) -> None:
