@@ -285,6 +285,18 @@ def test_client_disconnect_cancels_upstream_and_frees_the_slot(
     assert edge.wait_idle() == 0
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_hang_up_before_the_answer_starts_frees_the_slot_at_once(
+    edge: Edge, backend: FakeBackend, stream: bool
+) -> None:
+    """The client leaves while the backend has not answered yet (a long prefill): the slot is
+    freed then, not when the backend's answer finally comes."""
+    backend.script(Turn(text="late", stall=3.0))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(edge.url + "/v1/messages", json=simple(stream=stream), timeout=0.4)
+    assert edge.wait_idle(timeout=2.0) == 0  # long before the backend's 3 s stall ends
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [

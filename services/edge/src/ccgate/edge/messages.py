@@ -30,6 +30,7 @@ log = logging.getLogger("ccgate.edge")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's own request limit
 BODY_TIMEOUT = 30.0  # seconds to receive the whole body: a slow-drip client is cut off
+WATCH_AFTER = 0.05  # seconds of work before a client's hang-up is watched for
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 T = TypeVar("T")
@@ -80,21 +81,35 @@ async def read_capped(request: Request) -> bytes:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it the moment the client goes away."""
-    task = asyncio.ensure_future(work)
+    """Await `work` in this task, cancelled the moment the client goes away. The watch starts
+    only once the work has run WATCH_AFTER seconds: two tasks per request (the work's and a
+    watcher's) cost ~0.15 ms of time to first token, and a hang-up sooner is seen then."""
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    watcher: asyncio.Task[None] | None = None
+    working = True
 
     async def watch() -> None:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
-                task.cancel()
+                if working:
+                    main.cancel()
                 return
 
-    watcher = asyncio.ensure_future(watch())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(watch())
+
+    timer = loop.call_later(WATCH_AFTER, start_watching)
     try:
-        return await task
+        return await work
     finally:
-        watcher.cancel()
+        working = False
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def collect(opened: Opened) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from ccgate.shared.days import utc_day
+
 METRICS = ("requests", "input_tokens", "output_tokens", "errors", "queued_seconds")
 RETENTION_SECONDS = 400 * 86400
 
 
 def today() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
+    return utc_day()
 
 
 def split_key(usage_key: str) -> tuple[str, str]:

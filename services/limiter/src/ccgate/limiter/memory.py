@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ccgate.limiter.api import USER_WINDOW, Denied, Lease, Outcome, ProviderLimits, UserLimits
+from ccgate.shared.days import utc_day
 
 
 def seconds_to_utc_midnight(now: float | None = None) -> float:
@@ -82,7 +83,7 @@ class MemoryLimiter:
 
     @staticmethod
     def _today(state: _ProviderState) -> None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        day = utc_day()
         if state.day != day:
             state.day, state.day_count = day, 0
 

