@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from ccgate.edge import llamacpp, metrics, savers
 from ccgate.edge.auth import caller_identity, session_id
+from ccgate.edge.deferred import WATCH_AFTER, DeferredTask
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
 from ccgate.edge.server_tools import hook as server_tools
@@ -30,7 +31,6 @@ log = logging.getLogger("ccgate.edge")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's own request limit
 BODY_TIMEOUT = 30.0  # seconds to receive the whole body: a slow-drip client is cut off
-WATCH_AFTER = 0.05  # seconds of work before a client's hang-up is watched for
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 T = TypeVar("T")
@@ -81,13 +81,10 @@ async def read_capped(request: Request) -> bytes:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work` in this task, cancelled the moment the client goes away. The watch starts
-    only once the work has run WATCH_AFTER seconds: two tasks per request (the work's and a
-    watcher's) cost ~0.15 ms of time to first token, and a hang-up sooner is seen then."""
+    """Await `work` in this task, cancelled when the client goes away (watched for once the
+    work has run WATCH_AFTER seconds; see deferred.py)."""
     main = asyncio.current_task()
     assert main is not None
-    loop = asyncio.get_running_loop()
-    watcher: asyncio.Task[None] | None = None
     working = True
 
     async def watch() -> None:
@@ -98,18 +95,12 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
                     main.cancel()
                 return
 
-    def start_watching() -> None:
-        nonlocal watcher
-        watcher = loop.create_task(watch())
-
-    timer = loop.call_later(WATCH_AFTER, start_watching)
+    watcher = DeferredTask(WATCH_AFTER, watch)
     try:
         return await work
     finally:
         working = False
-        timer.cancel()
-        if watcher is not None:
-            watcher.cancel()
+        watcher.cancel()
 
 
 async def collect(opened: Opened) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import Response
 
+from ccgate.edge.deferred import WATCH_AFTER, DeferredTask
 from ccgate.edge.translate.errors import ApiError
 from ccgate.edge.translate.stream import PING, Event
 from ccgate.limiter.api import Outcome
@@ -54,8 +55,9 @@ class EventStreamResponse(Response):
     """Anthropic events from an open upstream call, written straight to the ASGI `send`.
 
     No queue and no task per chunk: the upstream is read in the request's own task; one side
-    task watches for the client going away, which cancels the upstream read at once, and sends
-    a `ping` when nothing was written for `ping_interval` seconds. The
+    task (deferred: only for a stream still open after WATCH_AFTER) watches for the client
+    going away, which cancels the upstream read at once, and sends a `ping` when nothing was
+    written for `ping_interval` seconds. The
     limiter lease is released exactly once, whatever happens.
     """
 
@@ -101,7 +103,8 @@ class EventStreamResponse(Response):
             assert main is not None
             main.cancel()
 
-        side = asyncio.create_task(watch_and_ping())
+        # Deferred: a stream over within WATCH_AFTER needs neither a ping nor a watch.
+        side = DeferredTask(min(WATCH_AFTER, self._interval), watch_and_ping)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for events in self._opened.events():
