@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ccgate.edge.messages import error_response
+from ccgate.edge.messages import ClientGone, error_response
 from ccgate.edge.translate.errors import ApiError
 
 log = logging.getLogger("ccgate.edge")
@@ -42,6 +42,8 @@ class MessagesRoute:
             return
         try:
             response = await self.handler(Request(scope, receive))
+        except ClientGone:
+            return  # uvicorn sees a disconnected client and logs nothing
         except ApiError as error:
             response = error_response(error)
         except Exception as exc:

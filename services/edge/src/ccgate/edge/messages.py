@@ -80,24 +80,36 @@ async def read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class ClientGone(Exception):
+    """The client hung up before its answer started: nothing to send, nothing to log."""
+
+
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work` in this task, cancelled when the client goes away (watched for once the
-    work has run WATCH_AFTER seconds; see deferred.py)."""
+    """Await `work` in this task; if the client goes away meanwhile (watched for once the work
+    has run WATCH_AFTER seconds; see deferred.py), the work is cancelled and ClientGone raised."""
     main = asyncio.current_task()
     assert main is not None
     working = True
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
                 if working:
+                    gone = True
                     main.cancel()
                 return
 
     watcher = DeferredTask(WATCH_AFTER, watch)
     try:
         return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        main.uncancel()
+        raise ClientGone from None
     finally:
         working = False
         watcher.cancel()
