@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ccgate.edge.routing import Route, Tier, tier_setting
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.usage import today
+from ccgate.shared.days import utc_day
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -173,7 +173,7 @@ async def render(gateway: Gateway, probe: BackendProbe) -> str:
     return _template().render(
         refresh=REFRESH_SECONDS,
         now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        day=today(),
+        day=utc_day(),
         routes=route_rows(gateway, probe.latest()),
         limiter_backend=limiter.get("backend"),
         replica=limiter.get("replica"),

@@ -16,10 +16,6 @@ METRICS = ("requests", "input_tokens", "output_tokens", "errors", "queued_second
 RETENTION_SECONDS = 400 * 86400
 
 
-def today() -> str:
-    return utc_day()
-
-
 def split_key(usage_key: str) -> tuple[str, str]:
     """(key, chat user) of a usage key; the chat user is "" for a plain key."""
     key, _, chat_user = usage_key.partition("@")
@@ -93,7 +89,7 @@ class MemoryUsageStore:
         self._tokens: dict[tuple[str, str], int] = defaultdict(int)
 
     async def record(self, usage: Usage) -> None:
-        day = today()
+        day = utc_day()
         row = self._rows.setdefault(
             (day, usage.key, usage.provider, usage.model),
             UsageRow.of(day, usage.key, usage.provider, usage.model),
@@ -103,7 +99,7 @@ class MemoryUsageStore:
         self._tokens[(day, split_key(usage.key)[0])] += usage.input_tokens + usage.output_tokens
 
     async def tokens_today(self, key: str) -> int:
-        return self._tokens.get((today(), key), 0)
+        return self._tokens.get((utc_day(), key), 0)
 
     async def rows(self, key: str | None, since: date) -> list[UsageRow]:
         days = set(_days(since))
@@ -117,7 +113,7 @@ class RedisUsageStore:
         self._redis = redis
 
     async def record(self, usage: Usage) -> None:
-        day = today()
+        day = utc_day()
         name = f"ccgate:usage:{day}"
         field = f"{usage.key}|{usage.provider}|{usage.model}"
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -132,7 +128,7 @@ class RedisUsageStore:
             await pipe.execute()
 
     async def tokens_today(self, key: str) -> int:
-        value = await self._redis.hget(f"ccgate:usage:{today()}", f"{key}|tokens")
+        value = await self._redis.hget(f"ccgate:usage:{utc_day()}", f"{key}|tokens")
         return int(value or 0)
 
     async def rows(self, key: str | None, since: date) -> list[UsageRow]:
