@@ -108,7 +108,7 @@ def main() -> None:
     finally:
         stop(backend)
     lines = [
-        "# Upstream client CPU per request (bench/upstream_clients.py)",
+        "# Upstream client cost per request (bench/upstream_clients.py)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {IN_FLIGHT} in flight, "
         f"{N} requests a round after a warm-up; the client's own CPU (µs per request). "
