@@ -15,20 +15,11 @@ from ccgate.edge.translate.errors import invalid_request
 from ccgate.edge.translate.reasoning import detail_from_redacted
 from ccgate.edge.translate.structured import response_format
 from ccgate.edge.translate.target import Target
+from ccgate.edge.translate.tools import convert_tools, openai_tool_choice
 
 JSON = dict[str, Any]
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
-# Tool kinds the Anthropic API runs server-side; an OpenAI backend has nothing to run them.
-_SERVER_TOOL_PREFIXES = (
-    "web_search",
-    "web_fetch",
-    "code_execution",
-    "tool_search_tool",
-    "computer_",
-    "mcp",
-    "memory",
-)
 
 
 def system_text(system: Any) -> str:
@@ -266,53 +257,6 @@ def convert_messages(req: JSON, target: Target) -> list[JSON]:
     return _merge(out)
 
 
-def clean_schema(schema: Any, drop: frozenset[str]) -> Any:
-    if isinstance(schema, dict):
-        return {k: clean_schema(v, drop) for k, v in schema.items() if k not in drop}
-    if isinstance(schema, list):
-        return [clean_schema(v, drop) for v in schema]
-    return schema
-
-
-def is_server_tool(tool: JSON) -> bool:
-    kind = tool.get("type")
-    return isinstance(kind, str) and kind != "custom" and kind.startswith(_SERVER_TOOL_PREFIXES)
-
-
-def convert_tools(req: JSON, target: Target, warnings: list[str]) -> list[JSON]:
-    tools = []
-    for tool in req.get("tools") or []:
-        if is_server_tool(tool):
-            warnings.append(f"removed server tool {tool.get('name')!r} ({tool.get('type')})")
-            continue
-        if tool.get("defer_loading"):
-            continue  # deferred tools are loaded on demand through ToolSearch, not shown up front
-        schema = tool.get("input_schema") or {"type": "object", "properties": {}}
-        function: JSON = {
-            "name": tool["name"],
-            "parameters": clean_schema(schema, target.quirks.schema_drop_keys),
-        }
-        if tool.get("description"):
-            function["description"] = tool["description"]
-        tools.append({"type": "function", "function": function})
-    return tools
-
-
-def _tool_choice(choice: Any) -> Any:
-    if not isinstance(choice, dict):
-        return None
-    kind = choice.get("type")
-    if kind == "auto":
-        return "auto"
-    if kind == "any":
-        return "required"
-    if kind == "none":
-        return "none"
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    return None
-
-
 def thinking_wanted(req: JSON, target: Target) -> bool:
     thinking = req.get("thinking")
     kind = thinking.get("type") if isinstance(thinking, dict) else None
@@ -367,7 +311,7 @@ def to_openai(req: JSON, target: Target) -> tuple[JSON, list[str]]:
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         body["user"] = metadata["user_id"][:256]
     tools = convert_tools(req, target, warnings)
-    choice = _tool_choice(req.get("tool_choice"))
+    choice = openai_tool_choice(req.get("tool_choice"))
     if tools and choice != "none":
         if isinstance(choice, dict) and not target.quirks.named_tool_choice:
             forced = choice["function"]["name"]
@@ -386,22 +330,3 @@ def to_openai(req: JSON, target: Target) -> tuple[JSON, list[str]]:
     if fmt is not None:
         body["response_format"] = fmt
     return body, warnings
-
-
-def tool_forced(req: JSON) -> bool:
-    """tool_choice `any` or `tool`: the answer must be a call (with tools to call)."""
-    choice = req.get("tool_choice")
-    return (
-        isinstance(choice, dict)
-        and choice.get("type") in ("any", "tool")
-        and bool(tool_schemas(req))
-    )
-
-
-def tool_schemas(req: JSON) -> dict[str, dict[str, Any]]:
-    """Offered tools by name → input schema (for parsing tool calls written as text)."""
-    return {
-        t["name"]: t.get("input_schema") or {}
-        for t in req.get("tools") or []
-        if isinstance(t, dict) and isinstance(t.get("name"), str) and not is_server_tool(t)
-    }
