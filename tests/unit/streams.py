@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ccgate.edge.translate.assemble import MessageAssembler
-from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
+from ccgate.edge.translate.stream import Event, StreamOptions, StreamTranslator
 from tests.fakes.backend import Turn, openai_chunks
 
 TOOLS = {"Bash": {"type": "object", "properties": {"command": {"type": "string"}}}}

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.translate.stream import OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
+from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from tests.fakes.backend import Turn, openai_chunks, openai_message
 from tests.sse_grammar import check_grammar
 

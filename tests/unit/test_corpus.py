@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError
-from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
+from ccgate.edge.translate.stream import Event, StreamOptions, StreamTranslator
 from ccgate.edge.translate.thinking import starts_in_reasoning
 from tests.corpus_cases import TOOLS, Case, check_error, check_message, load_cases
 from tests.sse_grammar import check_grammar, sdk_accumulate

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
+from ccgate.edge.translate.stream import Event, StreamOptions, StreamTranslator
 from tests.fakes.backend import Turn
 from tests.unit.streams import TOOLS, run, stream_bytes
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgate.edge.translate.assemble import MessageAssembler
-from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
+from ccgate.edge.translate.stream import Event, StreamOptions, StreamTranslator
 from ccgate.edge.translate.tools import tool_forced
 from tests.fakes.backend import Turn, openai_chunks
 from tests.sse_grammar import check_grammar

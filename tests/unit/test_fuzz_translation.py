@@ -14,8 +14,9 @@ from ccgate.edge.auth import caller_identity, session_id
 from ccgate.edge.tracing import failed_tool_calls
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
 from ccgate.edge.translate.request import to_openai
-from ccgate.edge.translate.stream import OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.stream import StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Quirks, Target
 from ccgate.edge.translate.tokens import count_tokens
 from ccgate.edge.translate.tools import tool_schemas

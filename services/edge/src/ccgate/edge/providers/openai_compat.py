@@ -23,8 +23,9 @@ from ccgate.edge.providers.base import (
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.completion import completion_chunk
 from ccgate.edge.translate.errors import ApiError
+from ccgate.edge.translate.openai_stream import OpenAIStreamDecoder
 from ccgate.edge.translate.request import thinking_wanted, to_openai
-from ccgate.edge.translate.stream import Event, OpenAIStreamDecoder, StreamOptions, StreamTranslator
+from ccgate.edge.translate.stream import Event, StreamOptions, StreamTranslator
 from ccgate.edge.translate.target import Target
 from ccgate.edge.translate.thinking import starts_in_reasoning
 from ccgate.edge.translate.tools import tool_forced, tool_schemas
