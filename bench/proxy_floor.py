@@ -1,0 +1,187 @@
+"""The floor of a Python proxy hop on this host, next to the edge: `uv run python -m bench.proxy_floor`.
+
+Time to first token through (a) nothing, (b) the thinnest Python proxy there is — a uvloop
+byte relay that forwards each client connection to one backend connection, parsing nothing —
+and (c) `ccgate serve`, measured in one run, alternating request by request, one request at
+a time over kept-alive connections. Both hops are pinned alone to core 0, the backend and the
+client to core 1 (as bench/peers pins the gateway). The relay's figure is what any proxy
+written in Python pays here before doing any work; the edge's excess over it is its work.
+Writes results/proxy_floor.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import cast
+
+import uvloop
+
+from bench.processes import edge_env, free_port, start_backend, start_edge, stop, wait_port
+
+RESULTS = Path(__file__).parent / "results"
+N = int(os.environ.get("FLOOR_N", "400"))
+BODY = '{"model":"%s","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+
+
+class Relay(asyncio.Protocol):
+    """One client connection, forwarded byte for byte to its own backend connection."""
+
+    def __init__(self, backend_port: int) -> None:
+        self.backend_port = backend_port
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.waiting: list[bytes] = []
+        self.connecting: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.client = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.connecting = asyncio.ensure_future(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.client is not None
+        self.upstream, _ = await loop.create_connection(
+            lambda: Back(self.client), "127.0.0.1", self.backend_port
+        )
+        for data in self.waiting:
+            self.upstream.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream is None:
+            self.waiting.append(data)
+        else:
+            self.upstream.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+
+
+class Back(asyncio.Protocol):
+    def __init__(self, client: asyncio.Transport | None) -> None:
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        assert self.client is not None
+        self.client.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+async def serve_relay(port: int, backend_port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Relay(backend_port), "127.0.0.1", port)
+    await server.serve_forever()
+
+
+def request(port: int, path: str, model: str) -> bytes:
+    body = (BODY % model).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def first_token_ms(sock: socket.socket, data: bytes) -> float:
+    """Send one streamed request, read it to its end; ms until the first token arrived."""
+    started = time.perf_counter()
+    sock.sendall(data)
+    buffer = b""
+    first = None
+    while not buffer.endswith(b"0\r\n\r\n"):  # the chunked body's end
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the connection closed mid-answer")
+        buffer += chunk
+        if first is None and (b"tok0" in buffer):
+            first = time.perf_counter()
+    assert first is not None, "no first token in the answer"
+    return (first - started) * 1000
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def pin(pid: int, cpu: int) -> None:
+    subprocess.run(["taskset", "-apc", str(cpu), str(pid)], stdout=subprocess.DEVNULL, check=True)
+
+
+def main() -> None:
+    backend_port, relay_port, edge_port = free_port(), free_port(), free_port()
+    backend = start_backend(backend_port, 50, quiet=True)
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "bench.proxy_floor", "relay", str(relay_port), str(backend_port)]
+    )
+    wait_port(relay_port)
+    env = edge_env(backend_port, HTTP_FIRST_BYTE_TIMEOUT="600", HTTP_READ_TIMEOUT="600")
+    edge = start_edge(edge_port, env)
+    two_cores = len(os.sched_getaffinity(0)) >= 2
+    if two_cores:
+        for hop in (relay, edge):
+            pin(hop.pid, 0)
+        pin(backend.pid, 1)
+        os.sched_setaffinity(0, {1})
+    try:
+        paths = {
+            "direct": (
+                connect(backend_port),
+                request(backend_port, "/v1/chat/completions", "m-paced"),
+            ),
+            "byte relay": (
+                connect(relay_port),
+                request(relay_port, "/v1/chat/completions", "m-paced"),
+            ),
+            "ccgate": (
+                connect(edge_port),
+                request(edge_port, "/v1/messages", "openai_compat/m-paced"),
+            ),
+        }
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for round_ in range(50 + N):  # 50 to warm up
+            for name, (sock, data) in paths.items():
+                try:
+                    took = first_token_ms(sock, data)
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{name}: {exc}") from None
+                if round_ >= 50:
+                    times[name].append(took)
+    finally:
+        stop(edge, relay, backend)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    lines = [
+        "# The floor of a Python proxy hop (bench/proxy_floor.py)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {N} streamed requests each, "
+        "alternating, one at a time; the backend sends 10 chunks 5 ms apart (`m-paced`). "
+        + ("Hops pinned to core 0, backend and client to core 1." if two_cores else "Not pinned."),
+        "",
+        "| path | first token, median | added to direct |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {value:.3f} ms | {value - median['direct']:+.3f} ms |"
+            for name, value in median.items()
+        ),
+        "",
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "proxy_floor.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["relay"]:
+        uvloop.run(serve_relay(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        main()
