@@ -30,7 +30,7 @@ from bench.contenders import (
     start_ccr,
     start_litellm,
 )
-from bench.processes import cpu_seconds, free_port, start_backend, tree_rss_mb
+from bench.processes import cpu_seconds, free_port, pin, start_backend, tree_rss_mb
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
@@ -320,7 +320,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     backend_port = free_port()
     backend = start_backend(backend_port, 200, quiet=True)
-    wrk.pin([backend.pid], wrk.LOAD_CORE)
+    pin([backend.pid], wrk.LOAD_CORE)
     backend_url = f"http://127.0.0.1:{backend_port}"
     results: dict[str, Any] = {"contenders": {}}
     try:

@@ -70,6 +70,12 @@ def start_edge(
     return process
 
 
+def pin(pids: list[int], core: str) -> None:
+    """Each process, with all its threads, to one core (`taskset`)."""
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], capture_output=True)
+
+
 def stop(*processes: subprocess.Popen[bytes] | None) -> None:
     for process in processes:
         if process is not None and process.poll() is None:

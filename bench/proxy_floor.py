@@ -23,7 +23,15 @@ from typing import cast
 
 import uvloop
 
-from bench.processes import edge_env, free_port, start_backend, start_edge, stop, wait_port
+from bench.processes import (
+    edge_env,
+    free_port,
+    pin,
+    start_backend,
+    start_edge,
+    stop,
+    wait_port,
+)
 
 RESULTS = Path(__file__).parent / "results"
 N = int(os.environ.get("FLOOR_N", "400"))
@@ -114,10 +122,6 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
-def pin(pid: int, cpu: int) -> None:
-    subprocess.run(["taskset", "-apc", str(cpu), str(pid)], stdout=subprocess.DEVNULL, check=True)
-
-
 def main() -> None:
     backend_port, relay_port, edge_port = free_port(), free_port(), free_port()
     backend = start_backend(backend_port, 50, quiet=True)
@@ -129,9 +133,8 @@ def main() -> None:
     edge = start_edge(edge_port, env)
     two_cores = len(os.sched_getaffinity(0)) >= 2
     if two_cores:
-        for hop in (relay, edge):
-            pin(hop.pid, 0)
-        pin(backend.pid, 1)
+        pin([relay.pid, edge.pid], "0")
+        pin([backend.pid], "1")
         os.sched_setaffinity(0, {1})
     try:
         paths = {

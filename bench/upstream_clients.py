@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 import orjson
 import uvloop
 
-from bench.processes import free_port, start_backend, stop
+from bench.processes import free_port, pin, start_backend, stop
 
 RESULTS = Path(__file__).parent / "results"
 N = int(os.environ.get("CLIENTS_N", "1500"))
@@ -94,7 +93,7 @@ def main() -> None:
     port = free_port()
     backend = start_backend(port, 50, quiet=True)
     if len(os.sched_getaffinity(0)) >= 2:  # the client and the backend each on a core
-        subprocess.run(["taskset", "-pc", "1", str(backend.pid)], stdout=subprocess.DEVNULL)
+        pin([backend.pid], "1")
         os.sched_setaffinity(0, {0})
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     rows: dict[str, list[tuple[float, float]]] = {}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.processes import cpu_seconds, tree, tree_rss_mb
+from bench.processes import cpu_seconds, pin, tree, tree_rss_mb
 
 FIXTURE = Path(__file__).parent.parent / "tests" / "fixtures" / "main_loop_first_request.json"
 CONNECTIONS = int(os.environ.get("PEERS_WRK_CONNECTIONS", "64"))
@@ -73,11 +73,6 @@ def workloads() -> dict[str, Callable[[str], dict[str, Any]]]:
         "stream": lambda model: {**simple, "model": model, "stream": True},
         "stream_1": lambda model: {**simple, "model": model, "stream": True},
     }
-
-
-def pin(pids: list[int], core: str) -> None:
-    for pid in pids:
-        subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], capture_output=True)
 
 
 def run(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, float]:
