@@ -54,9 +54,10 @@ class Relay(asyncio.Protocol):
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self.client is not None
+        client = self.client
+        assert client is not None
         self.upstream, _ = await loop.create_connection(
-            lambda: Back(self.client), "127.0.0.1", self.backend_port
+            lambda: Back(client), "127.0.0.1", self.backend_port
         )
         for data in self.waiting:
             self.upstream.write(data)
@@ -73,16 +74,16 @@ class Relay(asyncio.Protocol):
 
 
 class Back(asyncio.Protocol):
-    def __init__(self, client: asyncio.Transport | None) -> None:
+    """The backend connection of one relayed client: what the backend sends goes to it."""
+
+    def __init__(self, client: asyncio.Transport) -> None:
         self.client = client
 
     def data_received(self, data: bytes) -> None:
-        assert self.client is not None
         self.client.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.client is not None:
-            self.client.close()
+        self.client.close()
 
 
 async def serve_relay(port: int, backend_port: int) -> None:
@@ -110,7 +111,7 @@ def first_token_ms(sock: socket.socket, data: bytes) -> float:
         if not chunk:
             raise RuntimeError("the connection closed mid-answer")
         buffer += chunk
-        if first is None and (b"tok0" in buffer):
+        if first is None and b"tok0" in buffer:
             first = time.perf_counter()
     assert first is not None, "no first token in the answer"
     return (first - started) * 1000
