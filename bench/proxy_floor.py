@@ -2,11 +2,15 @@
 
 Time to first token through (a) nothing, (b) the thinnest Python proxy there is — a uvloop
 byte relay that forwards each client connection to one backend connection, parsing nothing —
-and (c) `ccgate serve`, measured in one run, alternating request by request, one request at
-a time over kept-alive connections. Both hops are pinned alone to core 0, the backend and the
-client to core 1 (as bench/peers pins the gateway). The relay's figure is what any proxy
-written in Python pays here before doing any work; the edge's excess over it is its work.
-Writes results/proxy_floor.md.
+(c) uvicorn (uvloop, httptools) running an ASGI app that forwards over one raw socket with
+a client that costs ~nothing, (d) the two libraries the edge is built on and nothing else —
+uvicorn running a ten-line ASGI app that posts the body it got to the backend with aiohttp and
+relays the answer's chunks — and (e) `ccgate serve`, measured in one run, alternating request
+by request, one request at a time over kept-alive connections. The hops are pinned alone to
+core 0, the backend and the client to core 1 (as bench/peers pins the gateway). The relay's
+figure is what any proxy written in Python pays here before doing any work; the raw forward's
+is uvicorn's share on top; the pass-through's is what uvicorn and aiohttp cost before the edge
+does any of its own; the edge's excess over that is its work. Writes results/proxy_floor.md.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import aiohttp
+import uvicorn
 import uvloop
 
 from bench.processes import (
@@ -86,6 +92,79 @@ class Back(asyncio.Protocol):
         self.client.close()
 
 
+class PassThrough:
+    """An ASGI app that forwards each request's body to the backend and relays the answer:
+    uvicorn's and aiohttp's share of a hop, with no parsing, checks or translation."""
+
+    def __init__(self, backend_port: int) -> None:
+        self.url = f"http://127.0.0.1:{backend_port}/v1/chat/completions"
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.session is None:  # made in the server's loop, on the first request
+            self.session = aiohttp.ClientSession()
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {"content-type": "application/json"}
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class RawForward:
+    """An ASGI app that sends the backend one fixed request over one raw asyncio connection
+    and relays its chunks: uvicorn's share alone, with an HTTP client that costs ~nothing
+    (it parses no headers and knows the answer is chunked — a yardstick, not a client)."""
+
+    def __init__(self, backend_port: int) -> None:
+        self.backend_port = backend_port
+        self.request = request(backend_port, "/v1/chat/completions", "m-paced")
+        self.connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        if self.connection is None:
+            self.connection = await asyncio.open_connection("127.0.0.1", self.backend_port)
+            sock = self.connection[1].get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader, writer = self.connection
+        writer.write(self.request)
+        await reader.readuntil(b"\r\n\r\n")
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-type", b"text/event-stream")]})
+        while size := int(await reader.readuntil(b"\r\n"), 16):
+            chunk = await reader.readexactly(size + 2)
+            await send({"type": "http.response.body", "body": chunk[:-2], "more_body": True})
+        await reader.readexactly(2)
+        await send({"type": "http.response.body", "body": b""})
+
+
+def serve_asgi(app: Any, port: int) -> None:
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
+
+
 async def serve_relay(port: int, backend_port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Relay(backend_port), "127.0.0.1", port)
@@ -125,16 +204,21 @@ def connect(port: int) -> socket.socket:
 
 def main() -> None:
     backend_port, relay_port, edge_port = free_port(), free_port(), free_port()
+    pass_port, raw_port = free_port(), free_port()
     backend = start_backend(backend_port, 50, quiet=True)
-    relay = subprocess.Popen(
-        [sys.executable, "-m", "bench.proxy_floor", "relay", str(relay_port), str(backend_port)]
-    )
-    wait_port(relay_port)
+    hops = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.proxy_floor", kind, str(port), str(backend_port)]
+        )
+        for kind, port in (("relay", relay_port), ("raw", raw_port), ("pass-through", pass_port))
+    ]
+    for port in (relay_port, raw_port, pass_port):
+        wait_port(port)
     env = edge_env(backend_port, HTTP_FIRST_BYTE_TIMEOUT="600", HTTP_READ_TIMEOUT="600")
     edge = start_edge(edge_port, env)
     two_cores = len(os.sched_getaffinity(0)) >= 2
     if two_cores:
-        pin([relay.pid, edge.pid], "0")
+        pin([*(hop.pid for hop in hops), edge.pid], "0")
         pin([backend.pid], "1")
         os.sched_setaffinity(0, {1})
     try:
@@ -146,6 +230,14 @@ def main() -> None:
             "byte relay": (
                 connect(relay_port),
                 request(relay_port, "/v1/chat/completions", "m-paced"),
+            ),
+            "uvicorn + a raw-socket forward": (
+                connect(raw_port),
+                request(raw_port, "/v1/chat/completions", "m-paced"),
+            ),
+            "uvicorn + aiohttp pass-through": (
+                connect(pass_port),
+                request(pass_port, "/v1/chat/completions", "m-paced"),
             ),
             "ccgate": (
                 connect(edge_port),
@@ -162,7 +254,7 @@ def main() -> None:
                 if round_ >= 50:
                     times[name].append(took)
     finally:
-        stop(edge, relay, backend)
+        stop(edge, *hops, backend)
     median = {name: statistics.median(values) for name, values in times.items()}
     lines = [
         "# The floor of a Python proxy hop (bench/proxy_floor.py)",
@@ -187,5 +279,9 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["relay"]:
         uvloop.run(serve_relay(int(sys.argv[2]), int(sys.argv[3])))
+    elif sys.argv[1:2] == ["raw"]:
+        serve_asgi(RawForward(int(sys.argv[3])), int(sys.argv[2]))
+    elif sys.argv[1:2] == ["pass-through"]:
+        serve_asgi(PassThrough(int(sys.argv[3])), int(sys.argv[2]))
     else:
         main()
