@@ -4,7 +4,7 @@ reading the body with its errors turned into Anthropic ones."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -115,6 +115,20 @@ async def send(
     timeouts: Timeouts,
 ) -> UpstreamResponse:
     """POST and wait for a 200 with the first-byte timeout; anything else is an UpstreamFailure."""
+    response, _ = await send_while(client, provider, body, headers, timeouts, _nothing)
+    return response
+
+
+async def send_while(
+    client: UpstreamClient,
+    provider: Provider,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeouts: Timeouts,
+    meanwhile: Callable[[], T],
+) -> tuple[UpstreamResponse, T]:
+    """`send`, running `meanwhile()` once the request is on its way: what the caller needs only
+    after the answer's head is made while the backend works, not after its first byte."""
     all_headers = {
         "content-type": "application/json",
         # Compressing a token stream only delays it; and the raw body is read as is.
@@ -138,6 +152,8 @@ async def send(
     )
     try:
         async with asyncio.timeout(timeouts.first_byte):
+            await _request_written()
+            prepared = meanwhile()
             response = await asyncio.shield(sending)
     except BaseException as exc:
         sending.add_done_callback(_close_abandoned)
@@ -172,7 +188,20 @@ async def send(
         )
         retryable = response.status in (408, 429) or response.status >= 500
         raise UpstreamFailure(error, retryable)
-    return response
+    return response, prepared
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _request_written() -> None:
+    """Two turns of the loop: the send task's first takes a pooled connection and buffers the
+    head, and on Python 3.11 aiohttp writes the body (with the head) from a task of its own,
+    started on the turn after (3.12 and later write it at once). Were a new connection still
+    being opened, this only means `meanwhile` is not overlapped with the backend's work."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 _detached_tasks: set[asyncio.Future[Any]] = set()  # keeps them alive until they finish

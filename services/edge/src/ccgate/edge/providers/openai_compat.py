@@ -18,7 +18,7 @@ from ccgate.edge.providers.base import (
     UpstreamFailure,
     UpstreamResponse,
     body_chunks,
-    send,
+    send_while,
 )
 from ccgate.edge.providers.table import Provider
 from ccgate.edge.translate.completion import completion_chunk
@@ -129,18 +129,23 @@ async def open_call(
         body["stream"] = False
         body.pop("stream_options", None)
         accept = "application/json"
-    response = await send(client, provider, body, {"accept": accept, **headers}, timeouts)
-    schemas = tool_schemas(req)
-    options = StreamOptions(
-        model=str(req["model"]),
-        input_tokens=input_estimate,
-        think_tags=target.quirks.think_tags,
-        tool_schemas=schemas or None,
-        stop_sequences=tuple(req.get("stop_sequences") or ()),
-        thinking_open=starts_in_reasoning(target.model, thinking_wanted(req, target)),
-        provider=provider.id,
-        tool_forced=tool_forced(req),
+
+    def decoder() -> OpenAIStreamDecoder:  # built while the backend works on the request
+        schemas = tool_schemas(req)
+        options = StreamOptions(
+            model=str(req["model"]),
+            input_tokens=input_estimate,
+            think_tags=target.quirks.think_tags,
+            tool_schemas=schemas or None,
+            stop_sequences=tuple(req.get("stop_sequences") or ()),
+            thinking_open=starts_in_reasoning(target.model, thinking_wanted(req, target)),
+            provider=provider.id,
+            tool_forced=tool_forced(req),
+        )
+        return OpenAIStreamDecoder(StreamTranslator(options), provider.id)
+
+    response, made = await send_while(
+        client, provider, body, {"accept": accept, **headers}, timeouts, decoder
     )
-    decoder = OpenAIStreamDecoder(StreamTranslator(options), provider.id)
     call = OpenAICall if stream_upstream else CompletionCall
-    return call(response, decoder, provider.id, exact_input_tokens)
+    return call(response, made, provider.id, exact_input_tokens)
