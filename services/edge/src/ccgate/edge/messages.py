@@ -17,7 +17,7 @@ from ccgate.edge.deferred import WATCH_AFTER, DeferredTask
 from ccgate.edge.gateway import Gateway, Opened
 from ccgate.edge.keys import KeyRecord
 from ccgate.edge.server_tools import hook as server_tools
-from ccgate.edge.sse import EventStreamResponse, encode_all
+from ccgate.edge.sse import SSE_HEADERS, EventStreamResponse, encode_all
 from ccgate.edge.tracing import annotate_caller, failed_tool_calls, start_request_trace
 from ccgate.edge.translate.assemble import MessageAssembler
 from ccgate.edge.translate.errors import ApiError, invalid_request, too_slow
@@ -31,7 +31,6 @@ log = logging.getLogger("ccgate.edge")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's own request limit
 BODY_TIMEOUT = 30.0  # seconds to receive the whole body: a slow-drip client is cut off
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 T = TypeVar("T")
 
@@ -222,7 +221,7 @@ async def handle_messages(request: Request, gateway: Gateway, record: KeyRecord 
         rtrace.span.set_attribute("ccgate.client_disconnected", True)
         raise
     if stream:
-        return EventStreamResponse(opened, gateway.settings.ping_interval, SSE_HEADERS)
+        return EventStreamResponse(opened, gateway.settings.ping_interval)
     message = await until_disconnect(request, collect(opened))
     return Response(orjson.dumps(message), media_type="application/json")
 

@@ -51,6 +51,16 @@ def error_frame(error: ApiError) -> bytes:
     return encode(("error", error.body()))
 
 
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _stream_head() -> list[tuple[bytes, bytes]]:
+    """A stream's response headers as Starlette encodes them, without a content-length."""
+    response = Response(b"", headers=SSE_HEADERS, media_type="text/event-stream")
+    del response.headers["content-length"]
+    return response.raw_headers
+
+
 class EventStreamResponse(Response):
     """Anthropic events from an open upstream call, written straight to the ASGI `send`.
 
@@ -62,10 +72,13 @@ class EventStreamResponse(Response):
     """
 
     media_type = "text/event-stream"
+    _HEAD = _stream_head()  # the same for every stream: encoded once, not per request
 
-    def __init__(self, opened: Opened, ping_interval: float, headers: dict[str, str]) -> None:
-        super().__init__(content=b"", headers=headers, media_type=self.media_type)
-        del self.headers["content-length"]
+    def __init__(self, opened: Opened, ping_interval: float) -> None:
+        self.status_code = 200
+        self.body = b""
+        self.background = None
+        self.raw_headers = list(self._HEAD)
         self._opened = opened
         self._interval = ping_interval
 
