@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.server import free_port
@@ -66,3 +68,36 @@ def test_an_admin_port_from_the_environment_that_is_no_port_stops_the_start() ->
     )
     assert result.returncode == 2
     assert b"--admin-port: invalid int value: 'metrics'" in result.stderr
+
+
+def test_the_workers_end_when_their_supervisor_is_killed() -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: they must see it go."""
+    port = free_port()
+    process = start_serve("--port", str(port), "--workers", "2")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        workers = [int(c) for c in children if b"spawn_main" in cmdline_of(int(c))]
+        assert len(workers) == 2
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 60  # a generous bound on a graceful shutdown, not a timing
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)], "workers outlived their supervisor"
+        with pytest.raises(httpx.ConnectError):  # and nothing answers on the port any more
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # its session: the workers, if they stayed
+        except ProcessLookupError:
+            pass
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a reaped orphan's entry is gone; an unreaped one is state Z)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

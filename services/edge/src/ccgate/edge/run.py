@@ -104,6 +104,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, admin_port: in
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
+        from ccgate.edge.supervised import mark_supervisor
+
+        mark_supervisor()
         Multiprocess(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)

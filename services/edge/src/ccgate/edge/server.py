@@ -10,6 +10,7 @@ from ccgate.edge.app import create_app
 from ccgate.edge.context.report import context_report
 from ccgate.edge.providers.table import configure_all
 from ccgate.edge.routing import Router, tier_setting
+from ccgate.edge.supervised import end_with_supervisor
 from ccgate.shared.logging import setup_logging
 from ccgate.shared.redis_url import check as check_redis
 from ccgate.shared.settings import Settings
@@ -18,6 +19,7 @@ from ccgate.shared.telemetry import setup_tracing
 
 def app_factory() -> Starlette:
     """What each uvicorn worker calls: settings come from the environment and `.env`."""
+    end_with_supervisor()
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_json)
     setup_tracing()
