@@ -210,14 +210,16 @@ def report(results: dict[str, Any]) -> None:
         label = os.environ.get("PEERS_LABEL", time.strftime("%H%M"))
         (RESULTS / "ab").mkdir(parents=True, exist_ok=True)
         (RESULTS / "ab" / f"{label}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS / "ab" / f"{label}.md").write_text("\n".join(wrk.table(results["contenders"])))
-        print("\n".join(wrk.table(results["contenders"])))
+        rows = results["contenders"]
+        tables = (
+            [*latency_table(rows), "", *wrk.table(rows)] if "latency" in PARTS else wrk.table(rows)
+        )
+        (RESULTS / "ab" / f"{label}.md").write_text("\n".join(tables) + "\n")
+        print("\n".join(tables))
         return
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     rows = results["contenders"]
-    direct = rows.get("direct", {})
-    ours = rows.get("ccgate", {})
     lines = [
         "# ccgate and its peers (bench/peers.py)",
         "",
@@ -225,6 +227,27 @@ def report(results: dict[str, Any]) -> None:
         "each gateway with one worker; the client is an asyncio httpx load generator — its own ceiling is the "
         "**direct** row. Latencies in ms; ratios against direct and against ccgate.",
         "",
+        *latency_table(rows),
+    ]
+    lines += ["", "## Throughput per core", "", *wrk.table(rows)]
+    lines += [
+        "",
+        "Targets (issue 10): added median ≤ 1 ms and TTFT overhead ≤ 1 ms; ≥ 3× LiteLLM's and "
+        "claude-code-router's requests/s per core at concurrency 64; 1,000 idle streams ≤ 100 MB RSS.",
+        "",
+        "![latency CDF and throughput](peers.png)",
+        "",
+    ]
+    (RESULTS / "peers.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    plot(results)
+
+
+def latency_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per contender: sequential latencies, the levels of concurrency, idle streams."""
+    direct = rows.get("direct", {})
+    ours = rows.get("ccgate", {})
+    lines = [
         "| contender | small answer median / p99 | added median | TTFT (200-chunk burst) | TTFT, decoding backend (added) | last byte | "
         "req/s @64 | × ccgate req/s | CPU s / 1000 req @64 | p99 @256 | RSS, 1,000 idle streams | Claude Code request CPU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -248,7 +271,7 @@ def report(results: dict[str, Any]) -> None:
                     f"| {name}",
                     f"{data['small']['median']:.2f} / {data['small']['p99']:.2f}",
                     f"{data['small']['median'] - direct['small']['median']:+.2f}"
-                    if name != "direct"
+                    if name != "direct" and "small" in direct
                     else "—",
                     f"{data['ttft']['median']:.2f}",
                     paced_ttft(data, direct),
@@ -264,18 +287,7 @@ def report(results: dict[str, Any]) -> None:
                 ]
             )
         )
-    lines += ["", "## Throughput per core", "", *wrk.table(rows)]
-    lines += [
-        "",
-        "Targets (issue 10): added median ≤ 1 ms and TTFT overhead ≤ 1 ms; ≥ 3× LiteLLM's and "
-        "claude-code-router's requests/s per core at concurrency 64; 1,000 idle streams ≤ 100 MB RSS.",
-        "",
-        "![latency CDF and throughput](peers.png)",
-        "",
-    ]
-    (RESULTS / "peers.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    plot(results)
+    return lines
 
 
 def plot(results: dict[str, Any]) -> None:
