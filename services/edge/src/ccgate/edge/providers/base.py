@@ -150,10 +150,15 @@ async def send_while(
             ),
         )
     )
+    deadline = asyncio.get_running_loop().time() + timeouts.first_byte
+    try:  # what `meanwhile` raises is the caller's, not the upstream's: outside the mapping below
+        await _request_written()
+        prepared = meanwhile()
+    except BaseException:
+        sending.add_done_callback(_close_abandoned)
+        raise
     try:
-        async with asyncio.timeout(timeouts.first_byte):
-            await _request_written()
-            prepared = meanwhile()
+        async with asyncio.timeout_at(deadline):
             response = await asyncio.shield(sending)
     except BaseException as exc:
         sending.add_done_callback(_close_abandoned)
