@@ -11,17 +11,24 @@ core 0, the backend and the client to core 1 (as bench/peers pins the gateway). 
 figure is what any proxy written in Python pays here before doing any work; the raw forward's
 is uvicorn's share on top; the pass-through's is what uvicorn and aiohttp cost before the edge
 does any of its own; the edge's excess over that is its work. Writes results/proxy_floor.md.
+
+FLOOR_AGAINST=<git ref> adds that commit's edge (from a worktree) beside this tree's and
+reports their difference paired by round, into results/ab/proxy_floor-<FLOOR_LABEL>.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +47,10 @@ from bench.processes import (
 )
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("services/edge/src", "services/limiter/src", "services/bot/src", "shared/src")
+# FLOOR_AGAINST=<git ref>: that commit's edge runs beside this tree's (an A/B in one run).
+AGAINST = os.environ.get("FLOOR_AGAINST")
 N = int(os.environ.get("FLOOR_N", "400"))
 BODY = '{"model":"%s","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
 
@@ -202,9 +213,21 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[dict[str, str]]:
+    """A worktree of `ref`; yields the environment that makes `ccgate serve` run its code."""
+    where = Path(tempfile.mkdtemp(prefix="ccgate-floor-"))
+    git = ["git", "-C", str(ROOT), "worktree"]
+    subprocess.run([*git, "add", "--detach", "-q", str(where), ref], check=True)
+    try:
+        yield {"PYTHONPATH": os.pathsep.join(str(where / src) for src in SOURCES)}
+    finally:
+        subprocess.run([*git, "remove", "--force", str(where)], check=False)
+
+
 def main() -> None:
     backend_port, relay_port, edge_port = free_port(), free_port(), free_port()
-    pass_port, raw_port = free_port(), free_port()
+    pass_port, raw_port, against_port = free_port(), free_port(), free_port()
     backend = start_backend(backend_port, 50, quiet=True)
     hops = [
         subprocess.Popen(
@@ -215,53 +238,64 @@ def main() -> None:
     for port in (relay_port, raw_port, pass_port):
         wait_port(port)
     env = edge_env(backend_port, HTTP_FIRST_BYTE_TIMEOUT="600", HTTP_READ_TIMEOUT="600")
-    edge = start_edge(edge_port, env)
-    two_cores = len(os.sched_getaffinity(0)) >= 2
-    if two_cores:
-        pin([*(hop.pid for hop in hops), edge.pid], "0")
-        pin([backend.pid], "1")
-        os.sched_setaffinity(0, {1})
-    try:
-        paths = {
-            "direct": (
-                connect(backend_port),
-                request(backend_port, "/v1/chat/completions", "m-paced"),
-            ),
-            "byte relay": (
-                connect(relay_port),
-                request(relay_port, "/v1/chat/completions", "m-paced"),
-            ),
-            "uvicorn + a raw-socket forward": (
-                connect(raw_port),
-                request(raw_port, "/v1/chat/completions", "m-paced"),
-            ),
-            "uvicorn + aiohttp pass-through": (
-                connect(pass_port),
-                request(pass_port, "/v1/chat/completions", "m-paced"),
-            ),
-            "ccgate": (
-                connect(edge_port),
-                request(edge_port, "/v1/messages", "openai_compat/m-paced"),
-            ),
+    with contextlib.ExitStack() as stack:
+        hops.append(start_edge(edge_port, env))
+        if AGAINST:
+            hops.append(start_edge(against_port, {**env, **stack.enter_context(checkout(AGAINST))}))
+        two_cores = len(os.sched_getaffinity(0)) >= 2
+        if two_cores:
+            pin([hop.pid for hop in hops], "0")
+            pin([backend.pid], "1")
+            os.sched_setaffinity(0, {1})
+        openai, anthropic = (
+            ("/v1/chat/completions", "m-paced"),
+            ("/v1/messages", "openai_compat/m-paced"),
+        )
+        ports = {
+            "direct": (backend_port, openai),
+            "byte relay": (relay_port, openai),
+            "uvicorn + a raw-socket forward": (raw_port, openai),
+            "uvicorn + aiohttp pass-through": (pass_port, openai),
+            "ccgate": (edge_port, anthropic),
+            **({f"ccgate at {AGAINST}": (against_port, anthropic)} if AGAINST else {}),
         }
-        times: dict[str, list[float]] = {name: [] for name in paths}
-        for round_ in range(50 + N):  # 50 to warm up
-            for name, (sock, data) in paths.items():
-                try:
-                    took = first_token_ms(sock, data)
-                except RuntimeError as exc:
-                    raise RuntimeError(f"{name}: {exc}") from None
-                if round_ >= 50:
-                    times[name].append(took)
-    finally:
-        stop(edge, *hops, backend)
+        paths = {
+            name: (connect(port), request(port, *what)) for name, (port, what) in ports.items()
+        }
+        try:
+            times = measure(paths)
+        finally:
+            stop(*hops, backend)
+    report(times, two_cores)
+
+
+def measure(paths: dict[str, tuple[socket.socket, bytes]]) -> dict[str, list[float]]:
+    """N rounds after 50 to warm up; each round asks every path once, in a shuffled order
+    (a fixed order gave the path after another edge a steady ~0.1 ms edge of its own)."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    order = list(paths)
+    for round_ in range(50 + N):
+        random.shuffle(order)
+        for name in order:
+            sock, data = paths[name]
+            try:
+                took = first_token_ms(sock, data)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{name}: {exc}") from None
+            if round_ >= 50:
+                times[name].append(took)
+    return times
+
+
+def report(times: dict[str, list[float]], pinned: bool) -> None:
     median = {name: statistics.median(values) for name, values in times.items()}
     lines = [
         "# The floor of a Python proxy hop (bench/proxy_floor.py)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {N} streamed requests each, "
-        "alternating, one at a time; the backend sends 10 chunks 5 ms apart (`m-paced`). "
-        + ("Hops pinned to core 0, backend and client to core 1." if two_cores else "Not pinned."),
+        "one at a time, the paths in a shuffled order each round; the backend sends 10 chunks "
+        "5 ms apart (`m-paced`). "
+        + ("Hops pinned to core 0, backend and client to core 1." if pinned else "Not pinned."),
         "",
         "| path | first token, median | added to direct |",
         "| --- | --- | --- |",
@@ -271,8 +305,18 @@ def main() -> None:
         ),
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "proxy_floor.md").write_text("\n".join(lines))
+    out = RESULTS / "proxy_floor.md"
+    if AGAINST:
+        ours, theirs = times["ccgate"], times[f"ccgate at {AGAINST}"]
+        paired = statistics.median(a - b for a, b in zip(ours, theirs, strict=True))
+        lines += [
+            f"ccgate (this tree) − ccgate at {AGAINST}, paired by round: {paired:+.3f} ms",
+            "",
+        ]
+        label = os.environ.get("FLOOR_LABEL", time.strftime("%H%M"))
+        out = RESULTS / "ab" / f"proxy_floor-{label}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 
