@@ -18,6 +18,7 @@ import pytest
 
 from ccgate.edge.providers.base import (
     Timeouts,
+    UpstreamClient,
     body_chunks,
     close_response,
     make_client,
@@ -25,7 +26,7 @@ from ccgate.edge.providers.base import (
     send,
     send_while,
 )
-from ccgate.edge.providers.table import configure_all
+from ccgate.edge.providers.table import Provider, configure_all
 from ccgate.shared.settings import Settings
 from tests.conftest import backend_env
 from tests.fakes.backend import FakeBackend, Turn
@@ -34,13 +35,26 @@ TIMEOUTS = Timeouts(connect=5, first_byte=5, idle=5, write=5)
 BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
 
+def provider_for(backend: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> Provider:
+    for name, value in backend_env(backend).items():
+        monkeypatch.setenv(name, value)
+    return configure_all(Settings.from_env())["openai_compat"]
+
+
+async def settled(client: UpstreamClient) -> dict[str, int]:
+    """The pool's counts once no connection is in use any more (or after 5 s, whatever they are)."""
+    for _ in range(100):
+        if not pool_counts(client)["active"]:
+            break
+        await asyncio.sleep(0.05)
+    return pool_counts(client)
+
+
 async def test_a_cancelled_read_at_any_point_gives_its_connection_back(
     backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend.default = Turn(text="a short answer in a few chunks", chunk_size=6)
-    for name, value in backend_env(backend).items():
-        monkeypatch.setenv(name, value)
-    provider = configure_all(Settings.from_env())["openai_compat"]
+    provider = provider_for(backend, monkeypatch)
     client = make_client(provider, TIMEOUTS, max_connections=8)
     try:
         # Cancel after 0, 1, 2, … loop turns: one of them lands in the read, one in the
@@ -76,9 +90,7 @@ async def test_no_cookie_travels_from_one_request_to_the_next(
     backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend.script(Turn(text="first", headers={"set-cookie": "session=user-a; Path=/"}))
-    for name, value in backend_env(backend).items():
-        monkeypatch.setenv(name, value)
-    provider = configure_all(Settings.from_env())["openai_compat"]
+    provider = provider_for(backend, monkeypatch)
     client = make_client(provider, TIMEOUTS)
     try:
         for _ in range(2):
@@ -138,9 +150,7 @@ async def test_a_send_cancelled_at_any_point_leaves_no_connection_in_use(
 ) -> None:
     """A client's hang-up cancels the request wherever its send is — before the write, in the
     `meanwhile`, waiting for the head: the abandoned send's response is closed all the same."""
-    for name, value in backend_env(backend).items():
-        monkeypatch.setenv(name, value)
-    provider = configure_all(Settings.from_env())["openai_compat"]
+    provider = provider_for(backend, monkeypatch)
     client = make_client(provider, TIMEOUTS, max_connections=8)
     try:
         for turns in range(12):
@@ -153,12 +163,9 @@ async def test_a_send_cancelled_at_any_point_leaves_no_connection_in_use(
             with contextlib.suppress(asyncio.CancelledError):
                 response, _ = await sending  # a send that won the race is closed as Opened would
                 await close_response(response)
-        for _ in range(100):  # the abandoned sends finish by themselves, then close
-            if not pool_counts(client)["active"]:
-                break
-            await asyncio.sleep(0.05)
-        assert pool_counts(client)["active"] == 0, pool_counts(client)
-        assert pool_counts(client)["requests"] == 0, pool_counts(client)
+        counts = await settled(client)  # the abandoned sends finish by themselves, then close
+        assert counts["active"] == 0, counts
+        assert counts["requests"] == 0, counts
     finally:
         await client.close()
 
@@ -168,9 +175,7 @@ async def test_what_meanwhile_raises_is_not_taken_for_an_upstream_failure(
 ) -> None:
     """An OSError of the caller's own work must not read "cannot reach upstream" (a retryable
     failure that would send the request down the fallback chain); the send is closed."""
-    for name, value in backend_env(backend).items():
-        monkeypatch.setenv(name, value)
-    provider = configure_all(Settings.from_env())["openai_compat"]
+    provider = provider_for(backend, monkeypatch)
     client = make_client(provider, TIMEOUTS)
 
     def meanwhile() -> None:
@@ -179,10 +184,7 @@ async def test_what_meanwhile_raises_is_not_taken_for_an_upstream_failure(
     try:
         with pytest.raises(FileNotFoundError):
             await send_while(client, provider, BODY, {}, TIMEOUTS, meanwhile)
-        for _ in range(100):
-            if not pool_counts(client)["active"]:
-                break
-            await asyncio.sleep(0.05)
-        assert pool_counts(client)["active"] == 0, pool_counts(client)
+        counts = await settled(client)
+        assert counts["active"] == 0, counts
     finally:
         await client.close()

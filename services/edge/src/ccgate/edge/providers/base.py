@@ -115,8 +115,8 @@ async def send(
     timeouts: Timeouts,
 ) -> UpstreamResponse:
     """POST and wait for a 200 with the first-byte timeout; anything else is an UpstreamFailure."""
-    response, _ = await send_while(client, provider, body, headers, timeouts, _nothing)
-    return response
+    sending = _start(client, provider, body, headers, timeouts)
+    return await _answer(sending, provider, timeouts)
 
 
 async def send_while(
@@ -129,6 +129,29 @@ async def send_while(
 ) -> tuple[UpstreamResponse, T]:
     """`send`, running `meanwhile()` once the request is on its way: what the caller needs only
     after the answer's head is made while the backend works, not after its first byte."""
+    sending = _start(client, provider, body, headers, timeouts)
+    try:  # what `meanwhile` raises is the caller's, not the upstream's: outside `_answer`
+        await _request_written()
+        prepared = meanwhile()
+    except BaseException:
+        sending.task.add_done_callback(_close_abandoned)
+        raise
+    return await _answer(sending, provider, timeouts), prepared
+
+
+@dataclass
+class _Sending:
+    task: asyncio.Future[UpstreamResponse]
+    deadline: float  # loop time by which the answer's head must have come
+
+
+def _start(
+    client: UpstreamClient,
+    provider: Provider,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeouts: Timeouts,
+) -> _Sending:
     all_headers = {
         "content-type": "application/json",
         # Compressing a token stream only delays it; and the raw body is read as is.
@@ -140,7 +163,7 @@ async def send_while(
     read = timeouts.idle if body.get("stream") else max(timeouts.idle, timeouts.first_byte)
     # The send runs in its own task and is never cancelled from here: a send we stop waiting
     # for finishes by itself (bounded by the client's timeouts) and its response is closed.
-    sending = _detached(
+    task = _detached(
         client.post(
             provider.url,
             data=orjson.dumps(body),
@@ -150,18 +173,16 @@ async def send_while(
             ),
         )
     )
-    deadline = asyncio.get_running_loop().time() + timeouts.first_byte
-    try:  # what `meanwhile` raises is the caller's, not the upstream's: outside the mapping below
-        await _request_written()
-        prepared = meanwhile()
-    except BaseException:
-        sending.add_done_callback(_close_abandoned)
-        raise
+    return _Sending(task, asyncio.get_running_loop().time() + timeouts.first_byte)
+
+
+async def _answer(sending: _Sending, provider: Provider, timeouts: Timeouts) -> UpstreamResponse:
+    """The send's 200 response; a failure before it, or another status, as an UpstreamFailure."""
     try:
-        async with asyncio.timeout_at(deadline):
-            response = await asyncio.shield(sending)
+        async with asyncio.timeout_at(sending.deadline):
+            response = await asyncio.shield(sending.task)
     except BaseException as exc:
-        sending.add_done_callback(_close_abandoned)
+        sending.task.add_done_callback(_close_abandoned)
         if isinstance(exc, aiohttp.ServerTimeoutError):  # before TimeoutError: it is one
             raise UpstreamFailure(
                 overloaded(f"upstream {provider.id} timed out ({type(exc).__name__})"), True
@@ -193,11 +214,7 @@ async def send_while(
         )
         retryable = response.status in (408, 429) or response.status >= 500
         raise UpstreamFailure(error, retryable)
-    return response, prepared
-
-
-def _nothing() -> None:
-    return None
+    return response
 
 
 async def _request_written() -> None:
