@@ -54,9 +54,9 @@ def error_frame(error: ApiError) -> bytes:
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _stream_head() -> list[tuple[bytes, bytes]]:
+def _stream_head(media_type: str) -> list[tuple[bytes, bytes]]:
     """A stream's response headers as Starlette encodes them, without a content-length."""
-    response = Response(b"", headers=SSE_HEADERS, media_type="text/event-stream")
+    response = Response(b"", headers=SSE_HEADERS, media_type=media_type)
     del response.headers["content-length"]
     return response.raw_headers
 
@@ -72,7 +72,7 @@ class EventStreamResponse(Response):
     """
 
     media_type = "text/event-stream"
-    _HEAD = _stream_head()  # the same for every stream: encoded once, not per request
+    _HEAD = _stream_head(media_type)  # the same for every stream: encoded once, not per request
 
     def __init__(self, opened: Opened, ping_interval: float) -> None:
         self.status_code = 200
